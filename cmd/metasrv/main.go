@@ -1,0 +1,227 @@
+// Command metasrv runs one node of the metasrv control plane.
+//
+// Every flag can also be set from the environment: --rpc-addr is
+// METASRV_RPC_ADDR, and so on. Flags on the command line win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "health" || args[0] == "ready") {
+		return probe(args[0], args[1:], stdout, stderr)
+	}
+	cfg, opts, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv: %v\n", err)
+		return 2
+	}
+	if opts.version {
+		fmt.Fprintf(stdout, "metasrv %s\n", version)
+		return 0
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "metasrv", Level: hclog.LevelFromString(opts.logLevel),
+		JSONFormat: opts.logJSON, Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00"})
+	cfg.Logger = log
+	cfg.Version = version
+
+	node, err := server.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- node.Serve() }()
+	select {
+	case err := <-served:
+		log.Error("HTTP server stopped", "error", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = node.Close(ctx)
+		return 1
+	case s := <-sigs:
+		log.Info("shutting down", "signal", s.String())
+	}
+	go func() {
+		<-sigs
+		log.Warn("second signal: exiting now")
+		os.Exit(1)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := node.Close(ctx); err != nil {
+		log.Error("unclean shutdown", "error", err)
+		return 1
+	}
+	return 0
+}
+
+type options struct {
+	version  bool
+	logLevel string
+	logJSON  bool
+}
+
+func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
+	var cfg server.Config
+	var o options
+	fs := flag.NewFlagSet("metasrv", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var peers, join string
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's unique id (required)")
+	fs.StringVar(&cfg.RPCAddr, "rpc-addr", server.DefaultRPCAddr, "HTTP API listen address (the admin API, GreptimeDB's RPC port)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", server.DefaultRaftAddr, "raft TCP listen address")
+	fs.StringVar(&cfg.AdvertiseRPCAddr, "advertise-rpc-addr", "", "HTTP address other nodes and clients dial (default --rpc-addr; required when listening on 0.0.0.0; host names allowed)")
+	fs.StringVar(&cfg.AdvertiseRaftAddr, "advertise-raft-addr", "", "raft address other nodes dial (default --raft-addr; required when listening on 0.0.0.0; host names resolved at each dial)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the raft log, snapshots and member directory")
+	fs.StringVar(&peers, "peers", "", "initial cluster, the same on every initial member: ID=RAFTADDR,ID=RAFTADDR,...")
+	fs.StringVar(&cfg.InitialClusterState, "initial-cluster-state", server.ClusterStateNew, "new: bootstrap from --peers if the data dir is empty; existing: never bootstrap (wait to be added)")
+	fs.StringVar(&join, "join", "", "join a running cluster through any member: RPCADDR[,RPCADDR...] (wins over --peers)")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", server.DefaultHeartbeatTimeout, "follower starts an election after this long without a leader")
+	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", server.DefaultElectionTimeout, "candidate election timeout")
+	fs.DurationVar(&cfg.LeaderLeaseTimeout, "raft-leader-lease-timeout", server.DefaultLeaderLeaseTimeout, "leader steps down after this long without a quorum (<= heartbeat timeout)")
+	fs.DurationVar(&cfg.LeaderWait, "leader-wait", server.DefaultLeaderWait, "how long a request waits for a leader before answering 503")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", server.DefaultSnapshotThreshold, "raft entries between snapshots")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", server.DefaultSnapshotInterval, "how often to check whether a snapshot is due")
+	fs.IntVar(&cfg.SnapshotRetain, "snapshot-retain", server.DefaultSnapshotRetain, "snapshots kept on disk")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "when set, every /admin write needs 'Authorization: Bearer TOKEN'")
+	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {} // errors are reported in one line; --help prints usage below
+
+	if err := applyEnv(fs, "METASRV_"); err != nil {
+		return cfg, o, err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(out, fs)
+			return cfg, o, err
+		}
+		return cfg, o, fmt.Errorf("%v (see metasrv --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, o, fmt.Errorf("unexpected argument %q (flags look like --name value)", fs.Arg(0))
+	}
+	if o.version {
+		return cfg, o, nil
+	}
+	switch strings.ToLower(o.logLevel) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return cfg, o, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", o.logLevel)
+	}
+	var err error
+	if cfg.Peers, err = server.ParsePeers(peers); err != nil {
+		return cfg, o, err
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	return cfg, o, cfg.Validate()
+}
+
+// applyEnv sets every flag from METASRV_<FLAG_NAME> when that variable is set.
+func applyEnv(fs *flag.FlagSet, prefix string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || f.Name == "version" {
+			return
+		}
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func usage(out io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(out, `metasrv: a highly available control plane node (raft-replicated maintenance flag).
+
+Usage:
+  metasrv --node-id ID [flags]       run a node
+  metasrv health [--addr HOST:PORT]  exit 0 if the node answers /admin/health (container health check)
+  metasrv ready  [--addr HOST:PORT]  exit 0 if the node answers /admin/ready with 200
+
+Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		env := " [METASRV_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")) + "]"
+		if f.Name == "version" {
+			env = ""
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(out, "  --%s\n        %s%s%s\n", f.Name, f.Usage, def, env)
+	})
+}
+
+// probe implements the health and ready subcommands, for health checks in
+// images that have no shell or curl.
+func probe(what string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("metasrv "+what, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host := *addr
+	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
+		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
+	}
+	c := http.Client{Timeout: *timeout}
+	resp, err := c.Get("http://" + host + "/admin/" + what)
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv %s: %v\n", what, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

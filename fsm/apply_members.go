@@ -1,0 +1,31 @@
+package fsm
+
+func (f *FSM) applySetMember(index uint64, c SetMember) Result {
+	m := c.Member
+	if m.ID == "" {
+		return Result{Code: RejectInvalid, Reason: "member id is empty"}
+	}
+	old, existed := f.st.Members[m.ID]
+	if existed && old.RaftAddr == m.RaftAddr && old.RPCAddr == m.RPCAddr && old.Version == m.Version {
+		return Result{Applied: true}
+	}
+	m.Updated = c.Time
+	f.st.Members[m.ID] = &m
+	typ := EventMemberJoined
+	if existed {
+		typ = EventMemberUpdated
+	}
+	f.addEvent(Event{Index: index, Time: c.Time, Type: typ, Fields: map[string]string{
+		"id": m.ID, "raft_addr": m.RaftAddr, "rpc_addr": m.RPCAddr, "version": m.Version}})
+	return Result{Applied: true}
+}
+
+func (f *FSM) applyRemoveMember(index uint64, c RemoveMember) Result {
+	if _, ok := f.st.Members[c.ID]; !ok {
+		return Result{Applied: true}
+	}
+	delete(f.st.Members, c.ID)
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMemberRemoved, By: c.By,
+		Fields: map[string]string{"id": c.ID}})
+	return Result{Applied: true}
+}

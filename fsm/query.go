@@ -1,0 +1,56 @@
+package fsm
+
+import "sort"
+
+// Maintenance returns the current maintenance window.
+func (f *FSM) Maintenance() Maintenance {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return cloneMaintenance(f.st.Maintenance)
+}
+
+// ClusterID returns the cluster ID ("" before the first leader set it).
+func (f *FSM) ClusterID() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.ClusterID
+}
+
+// Member returns one member of the directory.
+func (f *FSM) Member(id string) (Member, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	m, ok := f.st.Members[id]
+	if !ok {
+		return Member{}, false
+	}
+	return *m, true
+}
+
+// Members returns the directory sorted by id.
+func (f *FSM) Members() []Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Member, 0, len(f.st.Members))
+	for _, m := range f.st.Members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Events returns the events with an index greater than since (oldest
+// first, at most limit when limit > 0) and firstIndex: every event with an
+// index at or above firstIndex is still in the ring. A reader that asked
+// for since=N missed nothing when firstIndex <= N+1.
+func (f *FSM) Events(since uint64, limit int) (events []Event, firstIndex uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	evs := f.st.Events
+	i := sort.Search(len(evs), func(i int) bool { return evs[i].Index > since })
+	evs = evs[i:]
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+	}
+	return append([]Event{}, evs...), f.st.EventsDroppedThrough + 1
+}

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxBody bounds every request and relayed response body.
+const maxBody = 1 << 20
+
+// access says where an endpoint runs.
+type access int
+
+const (
+	local access = iota // answered by whichever node receives it
+	read                // linearizable through the leader, unless ?stale
+	write               // through the leader; needs the admin token
+)
+
+// endpoint is one method on one route. parse validates the request locally
+// (bad input is refused before any forwarding); run executes it where
+// access says. access may depend on the request (legacy GET setter).
+type endpoint struct {
+	access   func(r *http.Request) access
+	parse    func(r *http.Request, body []byte) (any, error)
+	run      func(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error
+	rawLocal http.HandlerFunc // for local endpoints that need no parsing
+}
+
+func always(a access) func(*http.Request) access { return func(*http.Request) access { return a } }
+
+// route is a path with its endpoints by method.
+type route struct {
+	path    string
+	methods map[string]endpoint
+}
+
+// apiRoutes is every route of the HTTP API, in one table.
+func (n *Node) apiRoutes() []route {
+	return []route{
+		{"/admin/maintenance", map[string]endpoint{
+			http.MethodGet:  {access: maintenanceGetAccess, parse: n.parseMaintenanceGet, run: n.runMaintenanceGet},
+			http.MethodPost: {access: always(write), parse: n.parseMaintenanceSet(nil), run: n.runMaintenanceSet},
+			http.MethodPut:  {access: always(write), parse: n.parseMaintenanceSet(nil), run: n.runMaintenanceSet},
+		}},
+		{"/admin/maintenance/status", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseMaintenanceRead, run: n.runMaintenanceRead},
+		}},
+		{"/admin/maintenance/enable", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: n.parseMaintenanceSet(ptr(true)), run: n.runMaintenanceSet},
+		}},
+		{"/admin/maintenance/disable", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: n.parseMaintenanceSet(ptr(false)), run: n.runMaintenanceSet},
+		}},
+		{"/admin/health", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: n.handleHealth}}},
+		{"/admin/ready", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: n.handleReady}}},
+		{"/admin/leader", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: n.handleLeader}}},
+		{"/admin/raft", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: n.handleRaftStatus}}},
+		{"/admin/cluster", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: n.handleCluster}}},
+		{"/admin/cluster/join", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseJoin, run: n.runJoin},
+		}},
+		{"/admin/cluster/members/{id}", map[string]endpoint{
+			http.MethodPut:    {access: always(write), parse: parseMemberUpdate, run: n.runMemberUpdate},
+			http.MethodDelete: {access: always(write), parse: parseMemberID, run: n.runRemoveMember},
+		}},
+		{"/admin/cluster/transfer-leadership", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseTransfer, run: n.runTransfer},
+		}},
+		{"/admin/events", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseEvents, run: n.runEvents},
+		}},
+		{"/metrics", map[string]endpoint{http.MethodGet: {access: always(local),
+			rawLocal: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP}}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (n *Node) routes() http.Handler {
+	r := mux.NewRouter()
+	for _, rt := range n.apiRoutes() {
+		rt := rt
+		var allow []string
+		for m := range rt.methods {
+			allow = append(allow, m)
+		}
+		if _, ok := rt.methods[http.MethodGet]; ok {
+			allow = append(allow, http.MethodHead)
+		}
+		sort.Strings(allow)
+		allowHdr := strings.Join(allow, ", ")
+		r.Handle(rt.path, n.instrument(rt.path, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			method := req.Method
+			if method == http.MethodHead {
+				method = http.MethodGet
+			}
+			ep, ok := rt.methods[method]
+			if !ok {
+				w.Header().Set("Allow", allowHdr)
+				writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))
+				return
+			}
+			n.serveEndpoint(w, req, ep)
+		})))
+	}
+	r.NotFoundHandler = n.instrument("unknown", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, codeNotFound, "no route %s %s", req.Method, req.URL.Path))
+	}))
+	return r
+}
+
+func (n *Node) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	acc := ep.access(r)
+	if acc == write {
+		if !n.authorized(r) {
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "this write needs the header Authorization: Bearer <admin token>"))
+			return
+		}
+		if r.Method == http.MethodGet {
+			n.log.Warn("deprecated: setting maintenance with GET; use POST /admin/maintenance?enable=...", "client", clientAddr(r))
+		} else if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/admin/maintenance") {
+			n.log.Warn("deprecated: setting maintenance with PUT; use POST /admin/maintenance?enable=...", "client", clientAddr(r))
+		}
+	}
+	if ep.rawLocal != nil {
+		ep.rawLocal(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", maxBody))
+			return
+		}
+		writeError(w, badRequest("reading request body: %v", err))
+		return
+	}
+	in, err := ep.parse(r, body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	stale, err := staleParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if acc == local || (acc == read && stale) {
+		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.LeaderWait)
+		defer cancel()
+		if err := ep.run(ctx, w, r, in); err != nil {
+			writeError(w, err)
+		}
+		return
+	}
+	n.viaLeader(w, r, body, acc == write, func(ctx context.Context, w http.ResponseWriter) error {
+		if acc == read {
+			if err := n.readIndex(ctx); err != nil {
+				return err
+			}
+		}
+		return ep.run(ctx, w, r, in)
+	})
+}
+
+// staleParam reads ?stale (bare or =true): answer from the local FSM.
+func staleParam(r *http.Request) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has("stale") {
+		return false, nil
+	}
+	switch q.Get("stale") {
+	case "", "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, badRequest("stale=%q: want true or false (or bare ?stale)", q.Get("stale"))
+}
+
+func (n *Node) authorized(r *http.Request) bool {
+	if n.cfg.AdminToken == "" {
+		return true
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.AdminToken)) == 1
+}
+
+// instrument counts requests by route, method and status code.
+func (n *Node) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		n.metrics.observeHTTP(route, r.Method, sw.status, time.Since(start))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}

@@ -1,0 +1,230 @@
+// Package server runs one metasrv node: raft, the replicated FSM, the
+// leadership loop and the HTTP admin API. It owns all of metasrv's I/O.
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Peer is one member of the initial cluster (--peers).
+type Peer struct {
+	ID       string
+	RaftAddr string
+}
+
+// Initial cluster states (--initial-cluster-state).
+const (
+	ClusterStateNew      = "new"
+	ClusterStateExisting = "existing"
+)
+
+// LeaderWorker is leader-only work. It is started after the leadership
+// barrier and must return soon after ctx is cancelled (on step-down).
+type LeaderWorker func(ctx context.Context)
+
+// Config configures a Node. Zero durations take the defaults below.
+type Config struct {
+	NodeID            string
+	RPCAddr           string // HTTP listen address
+	RaftAddr          string // raft TCP listen address
+	AdvertiseRPCAddr  string // what others dial; default RPCAddr
+	AdvertiseRaftAddr string // default RaftAddr; may be a host name
+	DataDir           string
+
+	Peers               []Peer
+	InitialClusterState string
+	Join                []string // RPC addresses of running members
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	LeaderWait         time.Duration // how long a request waits for a leader
+	ApplyTimeout       time.Duration // bound on one raft apply
+
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	SnapshotRetain    int
+
+	AdminToken string
+	Version    string
+
+	Logger hclog.Logger
+	// Now is the clock for command timestamps and timers; default time.Now.
+	Now func() time.Time
+	// OnFatal is called when this node must stop (an unknown command in the
+	// log). The default exits the process.
+	OnFatal func(err error)
+	// LeaderWorkers run on the leader only, after the barrier.
+	LeaderWorkers []LeaderWorker
+}
+
+// Defaults. The raft timeouts are tuned for a LAN and justified by the
+// failover measurement in docs/benchmarks.md.
+const (
+	DefaultRPCAddr            = "127.0.0.1:3002"
+	DefaultRaftAddr           = "127.0.0.1:3003"
+	DefaultHeartbeatTimeout   = 300 * time.Millisecond
+	DefaultElectionTimeout    = 300 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 300 * time.Millisecond
+	DefaultLeaderWait         = 5 * time.Second
+	DefaultApplyTimeout       = 5 * time.Second
+	DefaultSnapshotThreshold  = 8192
+	DefaultSnapshotInterval   = 2 * time.Minute
+	DefaultSnapshotRetain     = 2
+)
+
+func (c *Config) setDefaults() {
+	if c.RPCAddr == "" {
+		c.RPCAddr = DefaultRPCAddr
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = DefaultRaftAddr
+	}
+	if c.AdvertiseRPCAddr == "" {
+		c.AdvertiseRPCAddr = c.RPCAddr
+	}
+	if c.AdvertiseRaftAddr == "" {
+		c.AdvertiseRaftAddr = c.RaftAddr
+	}
+	if c.InitialClusterState == "" {
+		c.InitialClusterState = ClusterStateNew
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	setDur(&c.ElectionTimeout, DefaultElectionTimeout)
+	setDur(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	setDur(&c.LeaderWait, DefaultLeaderWait)
+	setDur(&c.ApplyTimeout, DefaultApplyTimeout)
+	setDur(&c.SnapshotInterval, DefaultSnapshotInterval)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotRetain == 0 {
+		c.SnapshotRetain = DefaultSnapshotRetain
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate checks the configuration and says what is wrong in one line.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	if c.NodeID == "" {
+		return fmt.Errorf("--node-id is required")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir is required")
+	}
+	for _, a := range []struct{ flag, listen, adv string }{
+		{"rpc", c.RPCAddr, c.AdvertiseRPCAddr},
+		{"raft", c.RaftAddr, c.AdvertiseRaftAddr},
+	} {
+		host, _, err := net.SplitHostPort(a.listen)
+		if err != nil {
+			return fmt.Errorf("--%s-addr %q: want HOST:PORT: %v", a.flag, a.listen, err)
+		}
+		if err := checkHostPort(a.adv); err != nil {
+			return fmt.Errorf("--advertise-%s-addr %q: %v", a.flag, a.adv, err)
+		}
+		advHost, _, _ := net.SplitHostPort(a.adv)
+		if unspecified(host) && unspecified(advHost) {
+			return fmt.Errorf("--%s-addr %q listens on every interface: set --advertise-%s-addr to an address other nodes can dial", a.flag, a.listen, a.flag)
+		}
+	}
+	switch c.InitialClusterState {
+	case ClusterStateNew, ClusterStateExisting:
+	default:
+		return fmt.Errorf("--initial-cluster-state %q: want new or existing", c.InitialClusterState)
+	}
+	seen := map[string]bool{}
+	selfListed := false
+	for _, p := range c.Peers {
+		if p.ID == "" || seen[p.ID] {
+			return fmt.Errorf("--peers: empty or duplicate id %q", p.ID)
+		}
+		seen[p.ID] = true
+		if err := checkHostPort(p.RaftAddr); err != nil {
+			return fmt.Errorf("--peers %s=%q: %v", p.ID, p.RaftAddr, err)
+		}
+		if p.ID == c.NodeID {
+			selfListed = true
+		}
+	}
+	if len(c.Peers) > 0 && !selfListed && len(c.Join) == 0 {
+		return fmt.Errorf("--peers does not list this node (--node-id %s)", c.NodeID)
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort(j); err != nil {
+			return fmt.Errorf("--join %q: %v", j, err)
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return fmt.Errorf("--raft-leader-lease-timeout (%s) must not exceed --raft-heartbeat-timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	for name, d := range map[string]time.Duration{
+		"--raft-heartbeat-timeout": c.HeartbeatTimeout, "--raft-election-timeout": c.ElectionTimeout,
+		"--raft-leader-lease-timeout": c.LeaderLeaseTimeout, "--leader-wait": c.LeaderWait,
+		"--snapshot-interval": c.SnapshotInterval,
+	} {
+		if d < 5*time.Millisecond {
+			return fmt.Errorf("%s %s: must be at least 5ms", name, d)
+		}
+	}
+	if c.SnapshotRetain < 1 {
+		return fmt.Errorf("--snapshot-retain %d: must be at least 1", c.SnapshotRetain)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT: %v", err)
+	}
+	if host == "" || port == "" || strings.ContainsAny(host, " /") {
+		return fmt.Errorf("want HOST:PORT")
+	}
+	return nil
+}
+
+func unspecified(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// ParsePeers parses "id=host:port,id=host:port".
+func ParsePeers(s string) ([]Peer, error) {
+	var out []Peer
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers entry %q: want ID=HOST:PORT", part)
+		}
+		out = append(out, Peer{ID: id, RaftAddr: addr})
+	}
+	return out, nil
+}

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/metasrv/metasrv/fsm"
+)
+
+// leadershipLoop follows raft's leadership signal. LeaderCh keeps only the
+// latest value and never blocks raft; a true while already leading means
+// leadership was lost and regained in between, so the old term's work is
+// stopped before the new term's starts.
+func (n *Node) leadershipLoop() {
+	defer close(n.leaderDone)
+	ch := n.raft.LeaderCh()
+	var stop func()
+	for {
+		select {
+		case <-n.ctx.Done():
+			if stop != nil {
+				stop()
+			}
+			return
+		case isLeader := <-ch:
+			if stop != nil {
+				stop()
+				stop = nil
+				n.log.Info("leadership lost; leader-only work stopped")
+			}
+			if isLeader {
+				stop = n.startLeadership()
+			}
+		}
+	}
+}
+
+// startLeadership runs this term's establish step and leader workers; the
+// returned func cancels them and waits until every one has returned.
+func (n *Node) startLeadership() (stop func()) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.establish(ctx, &wg)
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+		// Cleared only after every worker stopped, so a late establish
+		// cannot leave it set.
+		n.leaderReady.Store(false)
+		n.metrics.isLeader.Set(0)
+	}
+}
+
+func (n *Node) establish(ctx context.Context, wg *sync.WaitGroup) {
+	start := time.Now()
+	// The barrier makes the local FSM hold every committed entry: without
+	// it a new leader could read a stale maintenance=false.
+	for {
+		err := waitFuture(ctx, n.raft.Barrier(n.cfg.ApplyTimeout))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || n.raft.State() != raft.Leader {
+			return
+		}
+		n.log.Warn("leadership barrier failed; retrying", "error", err)
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return
+		}
+	}
+	// Nothing else is appended before leaderReady is set (requests wait on
+	// it), so every entry up to LastIndex is now in the FSM or is a
+	// no-op/barrier; later entries all reach the FSM.
+	n.readFloor.Store(n.raft.LastIndex())
+	n.leaderReady.Store(true)
+	n.metrics.isLeader.Set(1)
+	n.log.Info("leadership established", "term", n.raft.CurrentTerm(), "barrier", time.Since(start))
+
+	if n.fsm.ClusterID() == "" {
+		id := newClusterID()
+		n.applyUntilDone(ctx, fsm.CmdInitCluster, fsm.InitCluster{ClusterID: id, Time: n.cfg.Now().UTC()})
+	}
+	n.applyUntilDone(ctx, fsm.CmdSetMember, fsm.SetMember{Member: n.selfMember(), Time: n.cfg.Now().UTC()})
+
+	workers := append([]LeaderWorker{n.expiryWorker}, n.cfg.LeaderWorkers...)
+	for _, w := range workers {
+		wg.Add(1)
+		go func(w LeaderWorker) {
+			defer wg.Done()
+			w(ctx)
+		}(w)
+	}
+}
+
+func (n *Node) selfMember() fsm.Member {
+	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
+		RPCAddr: n.cfg.AdvertiseRPCAddr, Version: n.cfg.Version}
+}
+
+// applyUntilDone proposes a leader housekeeping command, retrying while
+// this node leads. Every such command is idempotent.
+func (n *Node) applyUntilDone(ctx context.Context, typ string, payload any) {
+	for ctx.Err() == nil {
+		_, err := n.apply(ctx, typ, payload)
+		if err == nil {
+			return
+		}
+		n.log.Warn("leader housekeeping write failed; retrying", "command", typ, "error", err)
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// expiryWorker ends a maintenance window when its ttl runs out. It is
+// re-armed from the FSM on every change and on every new leadership, and
+// proposes ExpireMaintenance{epoch}: the FSM applies it only if that same
+// window is still current, so a stale timer cannot end a newer one.
+func (n *Node) expiryWorker(ctx context.Context) {
+	for {
+		changed := n.fsm.Changed()
+		m := n.fsm.Maintenance()
+		var fire <-chan time.Time
+		var t *time.Timer
+		if m.Enabled && m.ExpiresAt != nil {
+			t = time.NewTimer(max(m.ExpiresAt.Sub(n.cfg.Now()), 0))
+			fire = t.C
+		}
+		select {
+		case <-ctx.Done():
+			stopTimer(t)
+			return
+		case <-changed:
+			stopTimer(t)
+		case <-fire:
+			res, err := n.apply(ctx, fsm.CmdExpireMaintenance, fsm.ExpireMaintenance{Epoch: m.Epoch, Time: n.cfg.Now().UTC()})
+			switch {
+			case err != nil:
+				n.log.Warn("maintenance expiry write failed; retrying", "epoch", m.Epoch, "error", err)
+				sleepCtx(ctx, 200*time.Millisecond)
+			case res.Applied:
+				n.log.Info("maintenance window expired", "epoch", m.Epoch)
+			}
+		}
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func newClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
