@@ -1,0 +1,454 @@
+// Package localcluster starts real metasrv processes on loopback for
+// end-to-end tests and benchmarks. Each cluster gets its own random
+// 127.x.y.z addresses, so clusters never collide with each other or with
+// `make run` (which uses 127.0.0.1:3002 and friends).
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Ports every node uses on its own loopback address.
+const (
+	RPCPort  = 17002
+	RaftPort = 17003
+)
+
+// Options configures a cluster.
+type Options struct {
+	Bin   string // metasrv binary
+	Nodes int    // initial members, default 3
+	Dir   string // data and logs go under it
+	// Args are extra flags for every node (e.g. short raft timeouts).
+	Args []string
+	// Env is extra environment for every node.
+	Env []string
+}
+
+// Cluster is a set of metasrv processes.
+type Cluster struct {
+	opts   Options
+	prefix [3]byte // 127.a.b.x
+	mu     sync.Mutex
+	nodes  []*Node
+	Client *http.Client
+}
+
+// Node is one metasrv process (running or not).
+type Node struct {
+	ID       string
+	Host     string
+	RPCAddr  string
+	RaftAddr string
+	DataDir  string
+	LogPath  string
+	Args     []string // full argument list used by Start
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	env    []string
+	bin    string
+}
+
+// Start launches a new cluster of opts.Nodes members that bootstrap from
+// the same --peers list. It does not wait for a leader.
+func Start(opts Options) (*Cluster, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	c := &Cluster{opts: opts, Client: &http.Client{Timeout: 15 * time.Second}}
+	if err := c.pickPrefix(); err != nil {
+		return nil, err
+	}
+	var peers []string
+	for i := 1; i <= opts.Nodes; i++ {
+		n := c.newNode(i)
+		c.nodes = append(c.nodes, n)
+		peers = append(peers, n.ID+"="+n.RaftAddr)
+	}
+	for _, n := range c.nodes {
+		n.Args = append(n.baseArgs(), "--peers", strings.Join(peers, ","))
+		n.Args = append(n.Args, opts.Args...)
+		if err := n.Start(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// pickPrefix chooses a random 127.a.b.0/24 whose ports are free.
+func (c *Cluster) pickPrefix() error {
+	for try := 0; try < 50; try++ {
+		c.prefix = [3]byte{127, byte(1 + rand.IntN(254)), byte(1 + rand.IntN(254))}
+		ok := true
+		for i := 1; i <= c.opts.Nodes+2 && ok; i++ {
+			for _, p := range []int{RPCPort, RaftPort} {
+				ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", c.host(i), p))
+				if err != nil {
+					ok = false
+					break
+				}
+				ln.Close()
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return errors.New("localcluster: no free loopback address found")
+}
+
+func (c *Cluster) host(i int) string {
+	return fmt.Sprintf("%d.%d.%d.%d", c.prefix[0], c.prefix[1], c.prefix[2], 10+i)
+}
+
+func (c *Cluster) newNode(i int) *Node {
+	host := c.host(i)
+	n := &Node{
+		ID: fmt.Sprintf("n%d", i), Host: host,
+		RPCAddr:  fmt.Sprintf("%s:%d", host, RPCPort),
+		RaftAddr: fmt.Sprintf("%s:%d", host, RaftPort),
+		env:      c.opts.Env, bin: c.opts.Bin,
+	}
+	n.DataDir = filepath.Join(c.opts.Dir, n.ID)
+	n.LogPath = filepath.Join(c.opts.Dir, n.ID+".log")
+	return n
+}
+
+func (n *Node) baseArgs() []string {
+	return []string{"--node-id", n.ID, "--rpc-addr", n.RPCAddr, "--raft-addr", n.RaftAddr,
+		"--data-dir", n.DataDir, "--log-level", "debug"}
+}
+
+// AddNode prepares (but does not start) one more node that joins through
+// the given members' RPC addresses.
+func (c *Cluster) AddNode(joinVia ...string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.newNode(len(c.nodes) + 1)
+	n.Args = append(n.baseArgs(), "--join", strings.Join(joinVia, ","))
+	n.Args = append(n.Args, c.opts.Args...)
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// Nodes returns every node, running or not.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Node(nil), c.nodes...)
+}
+
+// Node returns the node with the given id, or nil.
+func (c *Cluster) Node(id string) *Node {
+	for _, n := range c.Nodes() {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// Running returns the nodes whose process is alive (paused ones included).
+func (c *Cluster) Running() []*Node {
+	var out []*Node
+	for _, n := range c.Nodes() {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Close kills every process (SIGCONT first, in case one is paused).
+func (c *Cluster) Close() {
+	for _, n := range c.Nodes() {
+		n.Kill()
+	}
+}
+
+// Start launches the node's process with its Args. Its log is appended to
+// LogPath.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return fmt.Errorf("%s already running", n.ID)
+	}
+	if err := os.MkdirAll(filepath.Dir(n.LogPath), 0o755); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== start %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(n.Args, " "))
+	cmd := exec.Command(n.bin, n.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), n.env...)
+	// Own process group, and die with the test process if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", n.ID, err)
+	}
+	n.cmd = cmd
+	exited := make(chan struct{})
+	n.exited = exited
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	return nil
+}
+
+// Running reports whether the process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (n *Node) signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return fmt.Errorf("%s is not running", n.ID)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (n *Node) Kill() {
+	_ = n.signal(syscall.SIGCONT)
+	_ = n.signal(syscall.SIGKILL)
+	n.wait(10 * time.Second)
+}
+
+// Stop sends SIGTERM and waits up to timeout for a clean exit; it returns
+// the exit error (nil for exit 0) and kills the process if it hangs.
+func (n *Node) Stop(timeout time.Duration) error {
+	if err := n.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if !n.wait(timeout) {
+		n.Kill()
+		return fmt.Errorf("%s did not exit within %s after SIGTERM", n.ID, timeout)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return exitErr(n.cmd)
+}
+
+func exitErr(cmd *exec.Cmd) error {
+	if cmd == nil || cmd.ProcessState == nil {
+		return nil
+	}
+	if !cmd.ProcessState.Success() {
+		return fmt.Errorf("exit: %s", cmd.ProcessState)
+	}
+	return nil
+}
+
+// wait waits for the process to exit and forgets it, so Start can run it
+// again. It returns false on timeout.
+func (n *Node) wait(timeout time.Duration) bool {
+	n.mu.Lock()
+	exited := n.exited
+	n.mu.Unlock()
+	if exited == nil {
+		return true
+	}
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		return false
+	}
+	n.mu.Lock()
+	n.cmd = nil
+	n.mu.Unlock()
+	return true
+}
+
+// Pause freezes the process (SIGSTOP); Resume thaws it (SIGCONT).
+func (n *Node) Pause() error  { return n.signal(syscall.SIGSTOP) }
+func (n *Node) Resume() error { return n.signal(syscall.SIGCONT) }
+
+// URL returns the node's base URL plus path.
+func (n *Node) URL(path string) string { return "http://" + n.RPCAddr + path }
+
+// Do sends a request to the node and returns status and body.
+func (c *Cluster) Do(ctx context.Context, method, url string, body []byte, headers ...string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// RaftStatus is the answer of GET /admin/raft.
+type RaftStatus struct {
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	Term         uint64 `json:"term"`
+	LeaderID     string `json:"leader_id"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastIndex    uint64 `json:"last_index"`
+}
+
+// Status asks one node for its raft status (short timeout).
+func (c *Cluster) Status(n *Node) (RaftStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var st RaftStatus
+	code, body, err := c.Do(ctx, http.MethodGet, n.URL("/admin/raft"), nil)
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK {
+		return st, fmt.Errorf("%s: status %d", n.ID, code)
+	}
+	return st, json.Unmarshal(body, &st)
+}
+
+// WaitLeader waits until a running, unpaused node says it is the leader
+// and every node in among agrees on it (all running nodes when among is
+// empty). It returns that leader.
+func (c *Cluster) WaitLeader(timeout time.Duration, among ...*Node) (*Node, error) {
+	if len(among) == 0 {
+		among = c.Running()
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		leaderID := ""
+		agreed := true
+		for _, n := range among {
+			st, err := c.Status(n)
+			if err != nil {
+				last, agreed = err, false
+				break
+			}
+			if st.LeaderID == "" || (leaderID != "" && st.LeaderID != leaderID) {
+				last, agreed = fmt.Errorf("%s sees leader %q", n.ID, st.LeaderID), false
+				break
+			}
+			leaderID = st.LeaderID
+		}
+		if agreed && leaderID != "" {
+			if l := c.Node(leaderID); l != nil {
+				if st, err := c.Status(l); err == nil && st.State == "leader" {
+					return l, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("no agreed leader within %s: %v", timeout, last)
+}
+
+// Eventually polls cond every 50 ms until it returns nil or timeout passes.
+func Eventually(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Logs returns the tail of every node's log (for failure reports).
+func (c *Cluster) Logs(maxBytes int) string {
+	var b strings.Builder
+	for _, n := range c.Nodes() {
+		data, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			continue
+		}
+		if len(data) > maxBytes {
+			data = data[len(data)-maxBytes:]
+		}
+		fmt.Fprintf(&b, "----- %s (%s) -----\n%s\n", n.ID, n.LogPath, data)
+	}
+	return b.String()
+}
+
+// Build compiles the given main packages (e.g. "./cmd/metasrv") of the
+// module that contains the working directory into dir, and returns the
+// binaries' paths in the same order.
+func Build(dir string, pkgs ...string) ([]string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range pkgs {
+		bin := filepath.Join(dir, filepath.Base(p))
+		cmd := exec.Command("go", "build", "-o", bin, p)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", p, err, b)
+		}
+		out = append(out, bin)
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
