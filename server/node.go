@@ -40,8 +40,8 @@ type Node struct {
 	needJoin    atomic.Bool
 	leaderReady atomic.Bool
 	// readFloor is the last log index when leadership was established.
-	readFloor atomic.Uint64
-	leaderDone  chan struct{} // closed when the leadership loop exits
+	readFloor  atomic.Uint64
+	leaderDone chan struct{} // closed when the leadership loop exits
 
 	ctx    context.Context
 	cancel context.CancelFunc
