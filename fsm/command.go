@@ -21,6 +21,11 @@ const (
 	CmdExpireMaintenance = "ExpireMaintenance"
 	CmdSetMember         = "SetMember"
 	CmdRemoveMember      = "RemoveMember"
+	CmdRegisterDatanode  = "RegisterDatanode"
+	CmdRemoveDatanode    = "RemoveDatanode"
+	CmdCreateTable       = "CreateTable"
+	CmdDropTable         = "DropTable"
+	CmdMoveRegions       = "MoveRegions"
 )
 
 var knownVersions = map[string]int{
@@ -29,6 +34,11 @@ var knownVersions = map[string]int{
 	CmdExpireMaintenance: 1,
 	CmdSetMember:         1,
 	CmdRemoveMember:      1,
+	CmdRegisterDatanode:  1,
+	CmdRemoveDatanode:    1,
+	CmdCreateTable:       1,
+	CmdDropTable:         1,
+	CmdMoveRegions:       1,
 }
 
 // Known reports whether this binary can apply the command type at version v.
@@ -82,6 +92,75 @@ func Encode(typ string, payload any) ([]byte, error) {
 	return json.Marshal(Command{Type: typ, V: knownVersions[typ], Payload: p})
 }
 
+// RegisterDatanode registers a datanode (first heartbeat) or updates its
+// address.
+type RegisterDatanode struct {
+	ID   uint64    `json:"id"`
+	Addr string    `json:"addr"`
+	Time time.Time `json:"time"`
+}
+
+// RemoveDatanode removes a datanode that holds no regions.
+type RemoveDatanode struct {
+	ID   uint64    `json:"id"`
+	By   string    `json:"by,omitempty"`
+	Time time.Time `json:"time"`
+}
+
+// CreateTable creates a table whose regions are placed on Placement (one
+// datanode per region, planned by the leader). Region ids are assigned by
+// the FSM.
+type CreateTable struct {
+	Name      string    `json:"name"`
+	Placement []uint64  `json:"placement"`
+	By        string    `json:"by,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// DropTable drops a table and its regions.
+type DropTable struct {
+	Name string    `json:"name"`
+	By   string    `json:"by,omitempty"`
+	Time time.Time `json:"time"`
+}
+
+// Move causes. While maintenance is on, only operator causes are accepted.
+const (
+	CauseManual   = "manual"
+	CauseDrain    = "drain"
+	CauseFailover = "failover"
+	CauseBalance  = "balance"
+)
+
+// operatorCauses is the allow-list of causes accepted during maintenance.
+var operatorCauses = map[string]bool{CauseManual: true, CauseDrain: true}
+
+// Move is one region move with its compare-and-set precondition.
+type Move struct {
+	Region uint64 `json:"region"`
+	From   uint64 `json:"from"` // expected current owner
+	To     uint64 `json:"to"`
+	// Phi is the failure detector's value for From, recorded in the event.
+	Phi float64 `json:"phi,omitempty"`
+}
+
+// MoveRegions moves regions. Each move is checked against the state at
+// this entry's log position: a stale expected owner, an unknown region or
+// target rejects that move; maintenance rejects every automatic move.
+type MoveRegions struct {
+	Cause string    `json:"cause"`
+	Moves []Move    `json:"moves"`
+	By    string    `json:"by,omitempty"`
+	Time  time.Time `json:"time"`
+}
+
+// MoveRejection says why one move was not applied.
+type MoveRejection struct {
+	Move   Move   `json:"move"`
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
 // Result is what Apply returns to the proposer through ApplyFuture.Response().
 type Result struct {
 	Applied bool `json:"applied"`
@@ -90,10 +169,20 @@ type Result struct {
 	Reason      string      `json:"reason,omitempty"`
 	Index       uint64      `json:"index"`
 	Maintenance Maintenance `json:"maintenance"`
+	// Moved and Rejected report a MoveRegions command move by move.
+	Moved    []Move          `json:"moved,omitempty"`
+	Rejected []MoveRejection `json:"rejected,omitempty"`
+	// Regions are the routes a CreateTable created.
+	Regions []Region `json:"regions,omitempty"`
 }
 
 // Rejection codes.
 const (
 	RejectEpochMismatch = "epoch_mismatch"
 	RejectInvalid       = "invalid"
+	RejectMaintenance   = "maintenance"
+	RejectStaleOwner    = "stale_owner"
+	RejectNotFound      = "not_found"
+	RejectExists        = "exists"
+	RejectHasRegions    = "has_regions"
 )

@@ -102,6 +102,36 @@ func (f *FSM) applyLocked(index uint64, cmd Command) Result {
 			return invalid(err)
 		}
 		return f.applyRemoveMember(index, c)
+	case CmdRegisterDatanode:
+		var c RegisterDatanode
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applyRegisterDatanode(index, c)
+	case CmdRemoveDatanode:
+		var c RemoveDatanode
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applyRemoveDatanode(index, c)
+	case CmdCreateTable:
+		var c CreateTable
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applyCreateTable(index, c)
+	case CmdDropTable:
+		var c DropTable
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applyDropTable(index, c)
+	case CmdMoveRegions:
+		var c MoveRegions
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applyMoveRegions(index, c)
 	}
 	// Unreachable: Known() was checked by the caller.
 	return Result{Code: "unknown_command", Reason: cmd.Type}
@@ -172,9 +202,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	if st == nil {
 		st = newState()
 	}
-	if st.Members == nil {
-		st.Members = map[string]*Member{}
-	}
+	st.initMaps()
 	f.mu.Lock()
 	f.st = st
 	ch := f.changed

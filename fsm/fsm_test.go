@@ -128,7 +128,7 @@ func TestUnknownCommands(t *testing.T) {
 		wantV    int
 		wantCode string
 	}{
-		{"unknown type", []byte(`{"type":"MoveRegions","v":1,"payload":{}}`), "MoveRegions", 1, "unknown_command"},
+		{"unknown type", []byte(`{"type":"SplitRegion","v":1,"payload":{}}`), "SplitRegion", 1, "unknown_command"},
 		{"too new version", []byte(`{"type":"SetMaintenance","v":2,"payload":{"enabled":false}}`), fsm.CmdSetMaintenance, 2, "unknown_command"},
 		{"version zero", []byte(`{"type":"SetMaintenance","v":0,"payload":{"enabled":false}}`), fsm.CmdSetMaintenance, 0, "unknown_command"},
 		{"negative version", []byte(`{"type":"SetMember","v":-1,"payload":{}}`), fsm.CmdSetMember, -1, "unknown_command"},
@@ -211,7 +211,7 @@ func TestKnown(t *testing.T) {
 		{fsm.CmdRemoveMember, 1, true},
 		{fsm.CmdSetMaintenance, 0, false},
 		{fsm.CmdSetMaintenance, 2, false},
-		{"MoveRegions", 1, false},
+		{"SplitRegion", 1, false},
 		{"", 1, false},
 	}
 	for _, tc := range cases {

@@ -54,3 +54,77 @@ func (f *FSM) Events(since uint64, limit int) (events []Event, firstIndex uint64
 	}
 	return append([]Event{}, evs...), f.st.EventsDroppedThrough + 1
 }
+
+// Datanodes returns the registered datanodes sorted by id.
+func (f *FSM) Datanodes() []Datanode {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Datanode, 0, len(f.st.Datanodes))
+	for _, d := range f.st.Datanodes {
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Datanode returns one registered datanode.
+func (f *FSM) Datanode(id uint64) (Datanode, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	d, ok := f.st.Datanodes[id]
+	if !ok {
+		return Datanode{}, false
+	}
+	return *d, true
+}
+
+// Tables returns the tables sorted by name.
+func (f *FSM) Tables() []Table {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Table, 0, len(f.st.Tables))
+	for _, t := range f.st.Tables {
+		tt := *t
+		tt.Regions = append([]uint64(nil), t.Regions...)
+		out = append(out, tt)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Regions returns the routes sorted by region id.
+func (f *FSM) Regions() []Region {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Region, 0, len(f.st.Regions))
+	for _, r := range f.st.Regions {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Region returns one route.
+func (f *FSM) Region(id uint64) (Region, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	r, ok := f.st.Regions[id]
+	if !ok {
+		return Region{}, false
+	}
+	return *r, true
+}
+
+// RegionsOf returns the regions owned by datanode dn, sorted by id.
+func (f *FSM) RegionsOf(dn uint64) []Region {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Region
+	for _, r := range f.st.Regions {
+		if r.Datanode == dn {
+			out = append(out, *r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

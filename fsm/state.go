@@ -49,14 +49,53 @@ const (
 	EventMemberJoined        = "member_joined"
 	EventMemberUpdated       = "member_updated"
 	EventMemberRemoved       = "member_removed"
+	EventDatanodeRegistered  = "datanode_registered"
+	EventDatanodeRemoved     = "datanode_removed"
+	EventTableCreated        = "table_created"
+	EventTableDropped        = "table_dropped"
+	EventRegionMoved         = "region_moved"
+	EventMoveRejected        = "move_rejected"
 )
+
+// Datanode is a registered datanode agent.
+type Datanode struct {
+	ID           uint64    `json:"id"`
+	Addr         string    `json:"addr"`
+	RegisteredAt time.Time `json:"registered_at"`
+	// AdminState is "active" (later: cordoned, draining).
+	AdminState string `json:"admin_state"`
+}
+
+// Table is a named set of regions.
+type Table struct {
+	Name      string    `json:"name"`
+	Regions   []uint64  `json:"regions"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Region is one region's route: which datanode owns it.
+type Region struct {
+	ID       uint64 `json:"id"`
+	Table    string `json:"table"`
+	Datanode uint64 `json:"datanode"`
+	// PrevDatanode is the owner before the last move (0 if none); the new
+	// owner may open the region only once the previous one stopped serving.
+	PrevDatanode uint64    `json:"prev_datanode,omitempty"`
+	Version      uint64    `json:"version"`
+	MovedAt      time.Time `json:"moved_at"`
+}
 
 // State is the whole replicated state; it is what a snapshot contains.
 type State struct {
-	ClusterID   string             `json:"cluster_id"`
-	Maintenance Maintenance        `json:"maintenance"`
-	Members     map[string]*Member `json:"members"`
-	Events      []Event            `json:"events"`
+	ClusterID   string               `json:"cluster_id"`
+	Maintenance Maintenance          `json:"maintenance"`
+	Members     map[string]*Member   `json:"members"`
+	Datanodes   map[uint64]*Datanode `json:"datanodes"`
+	Tables      map[string]*Table    `json:"tables"`
+	Regions     map[uint64]*Region   `json:"regions"`
+	// NextRegionID is the id the next created region gets.
+	NextRegionID uint64  `json:"next_region_id"`
+	Events       []Event `json:"events"`
 	// EventsDroppedThrough is the raft index of the newest event the
 	// bounded ring has dropped (0: none dropped).
 	EventsDroppedThrough uint64 `json:"events_dropped_through"`
@@ -65,7 +104,28 @@ type State struct {
 }
 
 func newState() *State {
-	return &State{Members: map[string]*Member{}}
+	st := &State{}
+	st.initMaps()
+	return st
+}
+
+// initMaps fills nil maps (an older snapshot may lack newer parts).
+func (s *State) initMaps() {
+	if s.Members == nil {
+		s.Members = map[string]*Member{}
+	}
+	if s.Datanodes == nil {
+		s.Datanodes = map[uint64]*Datanode{}
+	}
+	if s.Tables == nil {
+		s.Tables = map[string]*Table{}
+	}
+	if s.Regions == nil {
+		s.Regions = map[uint64]*Region{}
+	}
+	if s.NextRegionID == 0 {
+		s.NextRegionID = 1
+	}
 }
 
 func (s *State) clone() *State {
@@ -75,6 +135,22 @@ func (s *State) clone() *State {
 	for k, m := range s.Members {
 		mm := *m
 		c.Members[k] = &mm
+	}
+	c.Datanodes = make(map[uint64]*Datanode, len(s.Datanodes))
+	for k, d := range s.Datanodes {
+		dd := *d
+		c.Datanodes[k] = &dd
+	}
+	c.Tables = make(map[string]*Table, len(s.Tables))
+	for k, t := range s.Tables {
+		tt := *t
+		tt.Regions = append([]uint64(nil), t.Regions...)
+		c.Tables[k] = &tt
+	}
+	c.Regions = make(map[uint64]*Region, len(s.Regions))
+	for k, r := range s.Regions {
+		rr := *r
+		c.Regions[k] = &rr
 	}
 	c.Events = append([]Event(nil), s.Events...)
 	return &c

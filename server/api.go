@@ -79,6 +79,32 @@ func (n *Node) apiRoutes() []route {
 		{"/admin/events", map[string]endpoint{
 			http.MethodGet: {access: always(read), parse: parseEvents, run: n.runEvents},
 		}},
+		{"/v1/heartbeat", map[string]endpoint{http.MethodPost: {access: always(local), rawLocal: n.handleHeartbeat}}},
+		{"/admin/tables", map[string]endpoint{
+			http.MethodGet:  {access: always(read), parse: noInput, run: n.runListTables},
+			http.MethodPost: {access: always(write), parse: parseCreateTable, run: n.runCreateTable},
+		}},
+		{"/admin/tables/{name}", map[string]endpoint{
+			http.MethodDelete: {access: always(write), parse: parseTableName, run: n.runDropTable},
+		}},
+		{"/admin/regions", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseRegionsQuery, run: n.runListRegions},
+		}},
+		{"/admin/regions/{id}/migrate", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseMigrate, run: n.runMigrate},
+		}},
+		{"/admin/datanodes", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: n.runListDatanodes},
+		}},
+		{"/admin/datanodes/{id}", map[string]endpoint{
+			http.MethodDelete: {access: always(write), parse: parseDatanodeID, run: n.runRemoveDatanode},
+		}},
+		{"/admin/node-lease", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: n.runNodeLease},
+		}},
+		{"/admin/heartbeat", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseHeartbeatQuery, run: n.runHeartbeatStats},
+		}},
 		{"/metrics", map[string]endpoint{http.MethodGet: {access: always(local),
 			rawLocal: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP}}},
 	}
@@ -137,14 +163,9 @@ func (n *Node) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint
 		ep.rawLocal(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readBody(w, r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", maxBody))
-			return
-		}
-		writeError(w, badRequest("reading request body: %v", err))
+		writeError(w, err)
 		return
 	}
 	in, err := ep.parse(r, body)
@@ -173,6 +194,19 @@ func (n *Node) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint
 		}
 		return ep.run(ctx, w, r, in)
 	})
+}
+
+// readBody reads a request body of at most maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", maxBody)
+		}
+		return nil, badRequest("reading request body: %v", err)
+	}
+	return body, nil
 }
 
 // staleParam reads ?stale (bare or =true): answer from the local FSM.

@@ -60,6 +60,16 @@ type Config struct {
 	// OnFatal is called when this node must stop (an unknown command in the
 	// log). The default exits the process.
 	OnFatal func(err error)
+	// Datanode heartbeats and failover (GreptimeDB's defaults).
+	HeartbeatInterval        time.Duration
+	FailureThreshold         float64
+	MinStdDeviation          time.Duration
+	AcceptableHeartbeatPause time.Duration
+	FirstHeartbeatEstimate   time.Duration
+	FailoverTick             time.Duration
+	FailoverMaxRegions       int
+	RegionLease              time.Duration // default 3 × HeartbeatInterval + 1 s
+
 	// LeaderWorkers run on the leader only, after the barrier.
 	LeaderWorkers []LeaderWorker
 }
@@ -77,6 +87,14 @@ const (
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
 	DefaultSnapshotRetain     = 2
+
+	DefaultHeartbeatInterval        = 3 * time.Second
+	DefaultFailureThreshold         = 8.0
+	DefaultMinStdDeviation          = 100 * time.Millisecond
+	DefaultAcceptableHeartbeatPause = 10 * time.Second
+	DefaultFirstHeartbeatEstimate   = time.Second
+	DefaultFailoverTick             = time.Second
+	DefaultFailoverMaxRegions       = 100
 )
 
 func (c *Config) setDefaults() {
@@ -106,6 +124,18 @@ func (c *Config) setDefaults() {
 	setDur(&c.LeaderWait, DefaultLeaderWait)
 	setDur(&c.ApplyTimeout, DefaultApplyTimeout)
 	setDur(&c.SnapshotInterval, DefaultSnapshotInterval)
+	setDur(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDur(&c.MinStdDeviation, DefaultMinStdDeviation)
+	setDur(&c.AcceptableHeartbeatPause, DefaultAcceptableHeartbeatPause)
+	setDur(&c.FirstHeartbeatEstimate, DefaultFirstHeartbeatEstimate)
+	setDur(&c.FailoverTick, DefaultFailoverTick)
+	setDur(&c.RegionLease, 3*c.HeartbeatInterval+time.Second)
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.FailoverMaxRegions == 0 {
+		c.FailoverMaxRegions = DefaultFailoverMaxRegions
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
 	}
@@ -186,6 +216,24 @@ func (c *Config) Validate() error {
 		if d < 5*time.Millisecond {
 			return fmt.Errorf("%s %s: must be at least 5ms", name, d)
 		}
+	}
+	for name, d := range map[string]time.Duration{
+		"--heartbeat-interval": c.HeartbeatInterval, "--min-std-deviation": c.MinStdDeviation,
+		"--first-heartbeat-estimate": c.FirstHeartbeatEstimate, "--failover-tick": c.FailoverTick,
+		"--region-lease": c.RegionLease,
+	} {
+		if d < time.Millisecond {
+			return fmt.Errorf("%s %s: must be positive", name, d)
+		}
+	}
+	if c.AcceptableHeartbeatPause < 0 {
+		return fmt.Errorf("--acceptable-heartbeat-pause %s: must not be negative", c.AcceptableHeartbeatPause)
+	}
+	if c.RegionLease <= c.HeartbeatInterval {
+		return fmt.Errorf("--region-lease (%s) must exceed --heartbeat-interval (%s), or every lease lapses between heartbeats", c.RegionLease, c.HeartbeatInterval)
+	}
+	if c.FailureThreshold <= 0 || c.FailoverMaxRegions < 1 {
+		return fmt.Errorf("--failure-threshold and --failover-max-regions must be positive")
 	}
 	if c.SnapshotRetain < 1 {
 		return fmt.Errorf("--snapshot-retain %d: must be at least 1", c.SnapshotRetain)

@@ -91,7 +91,7 @@ func (n *Node) establish(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	n.applyUntilDone(ctx, fsm.CmdSetMember, fsm.SetMember{Member: n.selfMember(), Time: n.cfg.Now().UTC()})
 
-	workers := append([]LeaderWorker{n.expiryWorker}, n.cfg.LeaderWorkers...)
+	workers := append([]LeaderWorker{n.expiryWorker, n.startFailover()}, n.cfg.LeaderWorkers...)
 	for _, w := range workers {
 		wg.Add(1)
 		go func(w LeaderWorker) {

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/metasrv/metasrv/failover"
 )
 
 // metrics is one node's Prometheus registry (no global state, so several
@@ -21,6 +23,13 @@ type metrics struct {
 	unknownCommands prometheus.Counter
 	leaderChanges   prometheus.Counter
 	isLeader        prometheus.Gauge
+
+	failoverTicks    prometheus.Counter
+	failoverMoved    prometheus.Counter
+	failoverRejected prometheus.Counter
+	failoverDeferred prometheus.Gauge
+	failoverBraked   prometheus.Counter
+	detectToCommit   prometheus.Histogram
 }
 
 func newMetrics(n *Node) *metrics {
@@ -42,8 +51,21 @@ func newMetrics(n *Node) *metrics {
 		Help: "Leader changes observed by this node."})
 	m.isLeader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metasrv_is_leader",
 		Help: "1 while this node is the leader and has completed its leadership barrier."})
+	m.failoverTicks = prometheus.NewCounter(prometheus.CounterOpts{Name: "metasrv_failover_ticks_total",
+		Help: "Failover loop ticks run by this node as leader."})
+	m.failoverMoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "metasrv_failover_regions_moved_total",
+		Help: "Regions moved off failed datanodes."})
+	m.failoverRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "metasrv_failover_moves_rejected_total",
+		Help: "Failover moves the FSM rejected (maintenance, stale owner)."})
+	m.failoverDeferred = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metasrv_failover_deferred_datanodes",
+		Help: "Failed datanodes whose failover is held back by maintenance (last tick)."})
+	m.failoverBraked = prometheus.NewCounter(prometheus.CounterOpts{Name: "metasrv_failover_braked_ticks_total",
+		Help: "Ticks on which failover was braked because more than half the datanodes looked failed."})
+	m.detectToCommit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metasrv_failover_detect_to_commit_seconds",
+		Help: "Time from detecting a datanode failed to committing its regions' moves.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)})
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.forwarded, m.outcomeUnknown,
-		m.unknownCommands, m.leaderChanges, m.isLeader} {
+		m.unknownCommands, m.leaderChanges, m.isLeader, m.failoverTicks, m.failoverMoved, m.failoverRejected,
+		m.failoverDeferred, m.failoverBraked, m.detectToCommit} {
 		f(c)
 	}
 	gauge := func(name, help string, fn func() float64) {
@@ -87,6 +109,7 @@ func newMetrics(n *Node) *metrics {
 		}
 		return n.cfg.Now().Sub(*m.Since).Seconds()
 	})
+	reg.MustRegister(datanodeStatusCollector{n})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -95,6 +118,40 @@ func newMetrics(n *Node) *metrics {
 func (m *metrics) observeHTTP(route, method string, status int, d time.Duration) {
 	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *metrics) observeFailoverTick(rep failover.TickReport) {
+	m.failoverTicks.Inc()
+	m.failoverMoved.Add(float64(rep.Moved))
+	m.failoverRejected.Add(float64(rep.Rejected))
+	m.failoverDeferred.Set(float64(len(rep.Deferred)))
+	if rep.Braked {
+		m.failoverBraked.Inc()
+	}
+	for _, d := range rep.DetectToCommit {
+		m.detectToCommit.Observe(d.Seconds())
+	}
+}
+
+var datanodesDesc = prometheus.NewDesc("metasrv_datanodes", "Registered datanodes by status, as this leader sees them.", []string{"status"}, nil)
+
+// datanodeStatusCollector counts datanodes by status at scrape time.
+type datanodeStatusCollector struct{ n *Node }
+
+func (c datanodeStatusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- datanodesDesc }
+func (c datanodeStatusCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{failover.StatusAlive: 0, failover.StatusSuspect: 0, failover.StatusFailed: 0, failover.StatusUnknown: 0}
+	t := c.n.term.Load()
+	for _, d := range c.n.fsm.Datanodes() {
+		st := failover.StatusUnknown
+		if t != nil {
+			st = t.mon.Status(d.ID).Status
+		}
+		counts[st]++
+	}
+	for s, v := range counts {
+		ch <- prometheus.MustNewConstMetric(datanodesDesc, prometheus.GaugeValue, float64(v), s)
+	}
 }
 
 // startObservers counts and logs leader changes without ever blocking raft.

@@ -42,6 +42,8 @@ type Node struct {
 	// readFloor is the last log index when leadership was established.
 	readFloor  atomic.Uint64
 	leaderDone chan struct{} // closed when the leadership loop exits
+	// term is the leader-only state of the current leadership term.
+	term atomic.Pointer[leaderTerm]
 
 	ctx    context.Context
 	cancel context.CancelFunc

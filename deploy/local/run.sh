@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a local 3-node metasrv cluster on loopback in the foreground:
-# n1 on 3002/3003, n2 on 3102/3103, n3 on 3202/3203. Ctrl-C stops it.
+# Runs a local cluster on loopback in the foreground: 3 metasrv nodes
+# (n1 on 3002/3003, n2 on 3102/3103, n3 on 3202/3203), 3 datanodes (ids 1-3
+# on 4001-4003) and a demo table. Ctrl-C stops it.
 # Usage: deploy/local/run.sh [BIN_DIR] [DATA_DIR]
 set -euo pipefail
 bin=${1:-bin}
@@ -31,9 +32,25 @@ for _ in $(seq 1 100); do
   if curl -fsS -m 1 http://127.0.0.1:3002/admin/leader >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
+
+metas="127.0.0.1:3002,127.0.0.1:3102,127.0.0.1:3202"
+for i in 1 2 3; do
+  "$bin/datanode" --id "$i" --addr "127.0.0.1:400$i" --metasrv "$metas" --data-dir "$data/dn$i" \
+    > >(sed -u "s/^/[dn$i] /") 2>&1 &
+  pids+=($!)
+done
+
+# The demo table: 6 regions spread over the live datanodes.
+for _ in $(seq 1 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:3002/admin/tables \
+    -H 'Content-Type: application/json' -d '{"name":"demo","regions":6}' || true)
+  [ "$code" = 201 ] || [ "$code" = 409 ] && break
+  sleep 0.2
+done
 cat <<MSG
 
 metasrv cluster is up: n1 127.0.0.1:3002, n2 127.0.0.1:3102, n3 127.0.0.1:3202 (Ctrl-C stops it)
+datanodes 1-3 on 127.0.0.1:4001-4003 hold the 6 regions of table "demo".
 Try, against any node:
   curl -X POST 'http://localhost:3002/admin/maintenance?enable=true'
   curl -X GET http://localhost:3102/admin/maintenance
@@ -42,6 +59,12 @@ Try, against any node:
   curl http://localhost:3002/admin/leader
   curl http://localhost:3002/admin/cluster
   curl http://localhost:3002/admin/events
+  curl http://localhost:3002/admin/regions
+  curl http://localhost:3002/admin/datanodes
+Watch a failover: kill one datanode (pkill -f 'datanode --id 1 '), then after
+about 15 s (GreptimeDB's default detection) its regions are on the others:
+  curl 'http://localhost:3002/admin/regions?datanode=1'
+With maintenance on (enable=true) nothing moves until you disable it.
 
 MSG
 wait

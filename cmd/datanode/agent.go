@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// agentConfig configures an agent.
+type agentConfig struct {
+	ID      uint64
+	Addr    string
+	Metasrv []string
+	DataDir string
+	Logger  hclog.Logger
+	Now     func() time.Time
+}
+
+// agent is the datanode's heartbeat loop and region set. It serves a
+// region only while it has it open and holds a valid lease from the
+// metasrv leader.
+type agent struct {
+	cfg    agentConfig
+	log    hclog.Logger
+	client *http.Client
+	start  time.Time
+
+	mu         sync.Mutex
+	open       map[uint64]bool
+	leaseUntil time.Time
+	interval   time.Duration
+	leader     string // RPC address of the metasrv leader, if known
+}
+
+const defaultInterval = 3 * time.Second
+
+func newAgent(cfg agentConfig) (*agent, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &agent{cfg: cfg, log: cfg.Logger, client: &http.Client{}, start: cfg.Now(),
+		open: map[uint64]bool{}, interval: defaultInterval}
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Serving returns the regions served now: open and under a valid lease.
+func (a *agent) Serving() []uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []uint64{}
+	if !a.cfg.Now().Before(a.leaseUntil) {
+		return out
+	}
+	for id := range a.open {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (a *agent) openRegions() []uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]uint64, 0, len(a.open))
+	for id := range a.open {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// run heartbeats until ctx ends. Each round starts one interval after the
+// previous one started, whatever happened, so a frozen or cut-off leader
+// costs at most one interval.
+func (a *agent) run(ctx context.Context) {
+	for {
+		sent := a.cfg.Now()
+		a.mu.Lock()
+		interval := a.interval
+		a.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		err := a.heartbeat(rctx, sent, interval)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "error", err)
+		}
+		wait := time.Until(sent.Add(interval))
+		if err != nil {
+			wait = min(wait, interval/4) // retry sooner, never later than the interval
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type heartbeatRequest struct {
+	ID          uint64   `json:"id"`
+	Addr        string   `json:"addr"`
+	StartTimeMs int64    `json:"start_time_ms"`
+	Regions     []uint64 `json:"regions"`
+}
+
+type heartbeatResponse struct {
+	LeaderID            string   `json:"leader_id"`
+	HeartbeatIntervalMs int64    `json:"heartbeat_interval_ms"`
+	LeaseMs             int64    `json:"lease_ms"`
+	Regions             []uint64 `json:"regions"`
+	Open                []uint64 `json:"open"`
+	Close               []uint64 `json:"close"`
+}
+
+type notLeaderBody struct {
+	Code          string `json:"code"`
+	Error         string `json:"error"`
+	LeaderRPCAddr string `json:"leader_rpc_addr"`
+}
+
+// heartbeat sends one heartbeat: to the known leader first, then to every
+// configured metasrv; a "not leader" answer with a hint is followed at once.
+func (a *agent) heartbeat(ctx context.Context, sent time.Time, interval time.Duration) error {
+	body, _ := json.Marshal(heartbeatRequest{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Regions: a.openRegions()})
+	perTry := max(interval/3, 100*time.Millisecond)
+	a.mu.Lock()
+	targets := []string{}
+	if a.leader != "" {
+		targets = append(targets, a.leader)
+	}
+	a.mu.Unlock()
+	targets = append(targets, a.cfg.Metasrv...)
+	tried := map[string]bool{}
+	var errs []error
+	for i := 0; i < len(targets) && ctx.Err() == nil; i++ {
+		addr := targets[i]
+		if tried[addr] {
+			continue
+		}
+		tried[addr] = true
+		resp, hint, err := a.send(ctx, addr, body, perTry)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			if hint != "" && !tried[hint] {
+				// Follow the hint next, before the remaining addresses.
+				targets = append(targets[:i+1], append([]string{hint}, targets[i+1:]...)...)
+			}
+			continue
+		}
+		a.apply(resp, sent, addr)
+		return nil
+	}
+	a.mu.Lock()
+	a.leader = ""
+	a.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func (a *agent) send(ctx context.Context, addr string, body []byte, timeout time.Duration) (heartbeatResponse, string, error) {
+	var hr heartbeatResponse
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/heartbeat", bytes.NewReader(body))
+	if err != nil {
+		return hr, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return hr, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return hr, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var nl notLeaderBody
+		_ = json.Unmarshal(b, &nl)
+		return hr, nl.LeaderRPCAddr, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return hr, "", json.Unmarshal(b, &hr)
+}
+
+// apply obeys a heartbeat answer: close what it no longer owns, open what
+// it is told to, and renew the lease from the moment the heartbeat was
+// sent (never later than the leader's own view of the grant).
+func (a *agent) apply(hr heartbeatResponse, sent time.Time, from string) {
+	a.mu.Lock()
+	owned := map[uint64]bool{}
+	for _, id := range hr.Regions {
+		owned[id] = true
+	}
+	changed := false
+	for id := range a.open {
+		if !owned[id] {
+			delete(a.open, id)
+			changed = true
+			a.log.Info("closed region", "region", id)
+		}
+	}
+	for _, id := range hr.Open {
+		if owned[id] && !a.open[id] {
+			a.open[id] = true
+			changed = true
+			a.log.Info("opened region", "region", id)
+		}
+	}
+	a.leaseUntil = sent.Add(time.Duration(hr.LeaseMs) * time.Millisecond)
+	if hr.HeartbeatIntervalMs > 0 {
+		a.interval = time.Duration(hr.HeartbeatIntervalMs) * time.Millisecond
+	}
+	if a.leader != from {
+		a.log.Info("heartbeating to leader", "leader_id", hr.LeaderID, "addr", from)
+	}
+	a.leader = from
+	a.mu.Unlock()
+	if changed {
+		if err := a.save(); err != nil {
+			a.log.Warn("cannot persist regions", "error", err)
+		}
+	}
+}
+
+// Persistence: the open region set survives restarts (it is still served
+// only under a fresh lease).
+
+func (a *agent) stateFile() string { return filepath.Join(a.cfg.DataDir, "regions.json") }
+
+func (a *agent) load() error {
+	if a.cfg.DataDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(a.stateFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var ids []uint64
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return fmt.Errorf("parse %s: %w", a.stateFile(), err)
+	}
+	for _, id := range ids {
+		a.open[id] = true
+	}
+	return nil
+}
+
+func (a *agent) save() error {
+	if a.cfg.DataDir == "" {
+		return nil
+	}
+	b, _ := json.Marshal(a.openRegions())
+	tmp := a.stateFile() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.stateFile())
+}

@@ -1,0 +1,179 @@
+package failover
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Datanode statuses.
+const (
+	StatusAlive   = "alive"
+	StatusSuspect = "suspect" // more than two intervals without a heartbeat
+	StatusFailed  = "failed"  // phi above the threshold
+	StatusUnknown = "unknown" // not tracked by this leader
+)
+
+// MonitorConfig configures a Monitor.
+type MonitorConfig struct {
+	Detector          DetectorConfig
+	HeartbeatInterval time.Duration
+	// RegionLease is how long a heartbeat answer lets a datanode serve its
+	// regions (3 × heartbeat + 1 s by default).
+	RegionLease time.Duration
+	// LeaseMargin covers clock-rate differences between leader and datanode.
+	LeaseMargin time.Duration
+	// HistorySize is how many heartbeats per datanode are kept for
+	// GET /admin/heartbeat.
+	HistorySize int
+}
+
+// RegionStat is what a datanode reports about one region.
+type RegionStat struct {
+	RegionID uint64 `json:"region_id"`
+	Rcus     int64  `json:"rcus"`
+	Wcus     int64  `json:"wcus"`
+	Size     int64  `json:"approximate_bytes"`
+}
+
+// Heartbeat is one heartbeat as received by the leader.
+type Heartbeat struct {
+	ID          uint64       `json:"id"`
+	Addr        string       `json:"addr"`
+	StartTimeMs int64        `json:"start_time_ms"`
+	Regions     []uint64     `json:"regions"`
+	RegionStats []RegionStat `json:"region_stats"`
+	Received    time.Time    `json:"-"`
+}
+
+// NodeStatus is the leader's view of one datanode.
+type NodeStatus struct {
+	Status        string
+	Phi           float64
+	LastHeartbeat time.Time // or the seed instant
+	Heartbeated   bool      // a real heartbeat arrived this term
+	LeaseUntil    time.Time
+	LeaseExpired  bool // LeaseUntil + LeaseMargin has passed
+}
+
+// Monitor is the leader's per-term record of datanode heartbeats: failure
+// detectors, granted leases and which regions each datanode serves.
+// A new leader cannot know its predecessor's grants, so Seed assumes every
+// datanode heartbeated and renewed its lease the instant before.
+type Monitor struct {
+	cfg MonitorConfig
+	now func() time.Time
+
+	mu    sync.Mutex
+	nodes map[uint64]*tracked
+}
+
+type tracked struct {
+	det        *Detector
+	leaseUntil time.Time
+	serving    map[uint64]bool
+	history    []Heartbeat
+}
+
+// NewMonitor returns an empty monitor.
+func NewMonitor(cfg MonitorConfig, now func() time.Time) *Monitor {
+	if cfg.HistorySize <= 0 {
+		cfg.HistorySize = 10
+	}
+	return &Monitor{cfg: cfg, now: now, nodes: map[uint64]*tracked{}}
+}
+
+// Seed starts tracking ids as if each had just heartbeated and renewed its
+// lease (a grace period after a leader change).
+func (m *Monitor) Seed(ids []uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for _, id := range ids {
+		if _, ok := m.nodes[id]; !ok {
+			m.nodes[id] = &tracked{det: NewDetector(m.cfg.Detector, now), leaseUntil: now.Add(m.cfg.RegionLease)}
+		}
+	}
+}
+
+// Observe records a heartbeat and returns the lease it grants.
+func (m *Monitor) Observe(hb Heartbeat) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	hb.Received = now
+	t, ok := m.nodes[hb.ID]
+	if !ok {
+		t = &tracked{det: NewDetector(m.cfg.Detector, now)}
+		m.nodes[hb.ID] = t
+	} else {
+		t.det.Heartbeat(now)
+	}
+	t.leaseUntil = now.Add(m.cfg.RegionLease)
+	t.serving = make(map[uint64]bool, len(hb.Regions))
+	for _, r := range hb.Regions {
+		t.serving[r] = true
+	}
+	t.history = append(t.history, hb)
+	if len(t.history) > m.cfg.HistorySize {
+		t.history = t.history[len(t.history)-m.cfg.HistorySize:]
+	}
+	return t.leaseUntil
+}
+
+// Forget stops tracking a removed datanode.
+func (m *Monitor) Forget(id uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.nodes, id)
+}
+
+// Status returns the leader's view of datanode id.
+func (m *Monitor) Status(id uint64) NodeStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[id]
+	if !ok {
+		return NodeStatus{Status: StatusUnknown}
+	}
+	now := m.now()
+	phi := t.det.Phi(now)
+	st := NodeStatus{Phi: phi, LastHeartbeat: t.det.Last(), Heartbeated: len(t.history) > 0,
+		LeaseUntil: t.leaseUntil, LeaseExpired: now.After(t.leaseUntil.Add(m.cfg.LeaseMargin))}
+	switch {
+	case phi > m.cfg.Detector.Threshold:
+		st.Status = StatusFailed
+	case now.Sub(t.det.Last()) > 2*m.cfg.HeartbeatInterval:
+		st.Status = StatusSuspect
+	default:
+		st.Status = StatusAlive
+	}
+	return st
+}
+
+// Serving reports whether datanode id listed region in its last heartbeat.
+func (m *Monitor) Serving(id, region uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[id]
+	return ok && t.serving[region]
+}
+
+// History returns the kept heartbeats of every datanode, oldest first,
+// datanodes sorted by id.
+func (m *Monitor) History() [][]Heartbeat {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]uint64, 0, len(m.nodes))
+	for id, t := range m.nodes {
+		if len(t.history) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := make([][]Heartbeat, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, append([]Heartbeat(nil), m.nodes[id].history...))
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+package failover
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/fsm"
+)
+
+// Cluster is what the runner needs from the replicated state.
+type Cluster interface {
+	Maintenance() fsm.Maintenance
+	Datanodes() []fsm.Datanode
+	Regions() []fsm.Region
+	// Propose commits a MoveRegions command through raft and returns the
+	// FSM's verdict.
+	Propose(ctx context.Context, cmd fsm.MoveRegions) (fsm.Result, error)
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Tick              time.Duration
+	MaxRegionsPerTick int
+	Now               func() time.Time
+	Logger            hclog.Logger
+	// OnTick, when set, receives every tick's report (metrics).
+	OnTick func(TickReport)
+}
+
+// TickReport says what one tick saw and did.
+type TickReport struct {
+	Failed   []uint64 // failed datanodes
+	Deferred []uint64 // failed datanodes with regions, held back by maintenance
+	Waiting  []uint64 // failed datanodes whose last lease has not expired yet
+	Braked   bool     // more than half the datanodes look failed: no failover
+	Moved    int
+	Rejected int
+	// DetectToCommit is, for each datanode whose regions all moved this
+	// tick, the time from first seeing it failed to the commit.
+	DetectToCommit []time.Duration
+}
+
+// Runner is the leader-only failover loop. It plans moves for failed
+// datanodes and proposes them; the FSM has the last word (it rejects every
+// automatic move while maintenance is on).
+type Runner struct {
+	cfg     RunnerConfig
+	mon     *Monitor
+	cluster Cluster
+	log     hclog.Logger
+
+	firstFailed map[uint64]time.Time
+
+	mu       sync.Mutex // guards deferred and braked, read by status handlers
+	deferred map[uint64]bool
+	braked   bool
+}
+
+// NewRunner returns a runner over one leadership term's monitor.
+func NewRunner(cfg RunnerConfig, mon *Monitor, cluster Cluster) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Runner{cfg: cfg, mon: mon, cluster: cluster, log: cfg.Logger,
+		firstFailed: map[uint64]time.Time{}, deferred: map[uint64]bool{}}
+}
+
+// Run ticks until ctx ends.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rep := r.Tick(ctx)
+			if r.cfg.OnTick != nil {
+				r.cfg.OnTick(rep)
+			}
+		}
+	}
+}
+
+// Tick runs one round of detection and failover.
+func (r *Runner) Tick(ctx context.Context) TickReport {
+	rep := r.tick(ctx)
+	deferred := map[uint64]bool{}
+	for _, id := range rep.Deferred {
+		deferred[id] = true
+	}
+	r.mu.Lock()
+	r.deferred, r.braked = deferred, rep.Braked
+	r.mu.Unlock()
+	return rep
+}
+
+func (r *Runner) tick(ctx context.Context) TickReport {
+	var rep TickReport
+	dns := r.cluster.Datanodes()
+	regions := r.cluster.Regions()
+	owned := map[uint64][]uint64{}
+	for _, reg := range regions {
+		owned[reg.Datanode] = append(owned[reg.Datanode], reg.ID)
+	}
+	statuses := map[uint64]NodeStatus{}
+	var targets []Load
+	for _, d := range dns {
+		st := r.mon.Status(d.ID)
+		statuses[d.ID] = st
+		switch st.Status {
+		case StatusFailed:
+			rep.Failed = append(rep.Failed, d.ID)
+			if _, ok := r.firstFailed[d.ID]; !ok {
+				r.firstFailed[d.ID] = r.cfg.Now()
+				r.log.Warn("datanode failed", "datanode", d.ID, "phi", st.Phi, "regions", len(owned[d.ID]))
+			}
+		case StatusAlive:
+			if d.AdminState == "" || d.AdminState == "active" {
+				targets = append(targets, Load{ID: d.ID, Regions: len(owned[d.ID])})
+			}
+		}
+		if st.Status != StatusFailed {
+			delete(r.firstFailed, d.ID)
+		}
+	}
+	if r.cluster.Maintenance().Enabled {
+		// Detection goes on; moves wait until maintenance is disabled.
+		for _, id := range rep.Failed {
+			if len(owned[id]) > 0 {
+				rep.Deferred = append(rep.Deferred, id)
+			}
+		}
+		return rep
+	}
+	// Brake: when more than half the datanodes look failed at once, our own
+	// network is the likelier culprit.
+	if len(rep.Failed) > 0 && 2*len(rep.Failed) > len(dns) {
+		if !r.Braked() {
+			r.log.Error("failover braked: more than half of the datanodes look failed", "failed", len(rep.Failed), "datanodes", len(dns))
+		}
+		rep.Braked = true
+		return rep
+	}
+	budget := r.cfg.MaxRegionsPerTick
+	for _, id := range rep.Failed {
+		regs := owned[id]
+		if len(regs) == 0 {
+			continue
+		}
+		// Its regions open elsewhere only once its last lease has run out,
+		// so no region is ever served twice.
+		if !statuses[id].LeaseExpired {
+			rep.Waiting = append(rep.Waiting, id)
+			continue
+		}
+		if budget <= 0 || len(targets) == 0 {
+			continue
+		}
+		moves := PlanFailover(id, regs, targets, budget, statuses[id].Phi)
+		if len(moves) == 0 {
+			continue
+		}
+		res, err := r.cluster.Propose(ctx, fsm.MoveRegions{Cause: fsm.CauseFailover, Moves: moves, By: "failover", Time: r.cfg.Now().UTC()})
+		if err != nil {
+			r.log.Warn("failover proposal failed", "datanode", id, "error", err)
+			return rep
+		}
+		rep.Moved += len(res.Moved)
+		rep.Rejected += len(res.Rejected)
+		budget -= len(res.Moved)
+		for _, m := range res.Moved {
+			for i := range targets {
+				if targets[i].ID == m.To {
+					targets[i].Regions++
+				}
+			}
+		}
+		if res.Code == fsm.RejectMaintenance {
+			rep.Deferred = append(rep.Deferred, id)
+			continue
+		}
+		r.log.Info("failover committed", "datanode", id, "moved", len(res.Moved), "rejected", len(res.Rejected), "index", res.Index)
+		if len(res.Moved) == len(regs) {
+			rep.DetectToCommit = append(rep.DetectToCommit, r.cfg.Now().Sub(r.firstFailed[id]))
+		}
+	}
+	return rep
+}
+
+// Deferred reports whether datanode id's failover was held back by
+// maintenance at the last tick.
+func (r *Runner) Deferred(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deferred[id]
+}
+
+// Braked reports whether the last tick was braked.
+func (r *Runner) Braked() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.braked
+}

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/metasrv/metasrv/failover"
+	"github.com/metasrv/metasrv/fsm"
+)
+
+// leaderTerm is the leader-local state of one leadership term: the
+// heartbeat monitor and the failover runner. Followers have none.
+type leaderTerm struct {
+	mon    *failover.Monitor
+	runner *failover.Runner
+}
+
+func (n *Node) monitorConfig() failover.MonitorConfig {
+	c := n.cfg
+	return failover.MonitorConfig{
+		Detector: failover.DetectorConfig{Threshold: c.FailureThreshold, MinStdDeviation: c.MinStdDeviation,
+			AcceptableHeartbeatPause: c.AcceptableHeartbeatPause, FirstHeartbeatEstimate: c.FirstHeartbeatEstimate,
+			MaxSamples: 1000},
+		HeartbeatInterval: c.HeartbeatInterval, RegionLease: c.RegionLease,
+		LeaseMargin: c.HeartbeatInterval / 2,
+	}
+}
+
+// startFailover sets up this term's monitor, seeded so that every known
+// datanode counts as having just heartbeated (and renewed its lease), and
+// returns the failover worker.
+func (n *Node) startFailover() LeaderWorker {
+	mon := failover.NewMonitor(n.monitorConfig(), n.cfg.Now)
+	var ids []uint64
+	for _, d := range n.fsm.Datanodes() {
+		ids = append(ids, d.ID)
+	}
+	mon.Seed(ids)
+	runner := failover.NewRunner(failover.RunnerConfig{
+		Tick: n.cfg.FailoverTick, MaxRegionsPerTick: n.cfg.FailoverMaxRegions, Now: n.cfg.Now,
+		Logger: n.log.Named("failover"), OnTick: n.metrics.observeFailoverTick,
+	}, mon, fsmCluster{n})
+	n.term.Store(&leaderTerm{mon: mon, runner: runner})
+	return func(ctx context.Context) {
+		defer n.term.Store(nil)
+		runner.Run(ctx)
+	}
+}
+
+// fsmCluster gives the failover runner the replicated state and raft.
+type fsmCluster struct{ n *Node }
+
+func (c fsmCluster) Maintenance() fsm.Maintenance { return c.n.fsm.Maintenance() }
+func (c fsmCluster) Datanodes() []fsm.Datanode    { return c.n.fsm.Datanodes() }
+func (c fsmCluster) Regions() []fsm.Region        { return c.n.fsm.Regions() }
+func (c fsmCluster) Propose(ctx context.Context, cmd fsm.MoveRegions) (fsm.Result, error) {
+	return c.n.apply(ctx, fsm.CmdMoveRegions, cmd)
+}
+
+// currentTerm returns this term's leader state, or a 503 not_leader.
+func (n *Node) currentTerm() (*leaderTerm, error) {
+	t := n.term.Load()
+	if t == nil {
+		return nil, errRetryElsewhere
+	}
+	return t, nil
+}
+
+// liveTargets lists datanodes that may receive regions now: alive and
+// active, with their region counts.
+func (n *Node) liveTargets(t *leaderTerm) []failover.Load {
+	counts := map[uint64]int{}
+	for _, r := range n.fsm.Regions() {
+		counts[r.Datanode]++
+	}
+	var out []failover.Load
+	for _, d := range n.fsm.Datanodes() {
+		if d.AdminState != "" && d.AdminState != "active" {
+			continue
+		}
+		if t.mon.Status(d.ID).Status == failover.StatusAlive {
+			out = append(out, failover.Load{ID: d.ID, Regions: counts[d.ID]})
+		}
+	}
+	return out
+}
+
+func noAliveDatanode() error {
+	return errorf(http.StatusServiceUnavailable, "no_datanode", "no datanode is alive to take regions")
+}
+
+func sinceSeconds(now, t time.Time) float64 {
+	if t.IsZero() {
+		return -1
+	}
+	return now.Sub(t).Seconds()
+}
