@@ -151,11 +151,25 @@ func (m *Monitor) Status(id uint64) NodeStatus {
 	return st
 }
 
-// Serving reports whether datanode id listed region in its last heartbeat.
-func (m *Monitor) Serving(id, region uint64) bool {
+// Reported reports whether datanode id listed region in its last
+// heartbeat this term.
+func (m *Monitor) Reported(id, region uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.nodes[id]
+	return ok && t.serving[region]
+}
+
+// MayServe is the conservative form of Reported for safety decisions: a
+// tracked datanode that has not heartbeated yet this term may still serve
+// anything it served under the previous leader.
+func (m *Monitor) MayServe(id, region uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[id]
+	if ok && len(t.history) == 0 {
+		return true
+	}
 	return ok && t.serving[region]
 }
 

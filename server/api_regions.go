@@ -56,7 +56,7 @@ func (n *Node) routeViews(t *leaderTerm, regions []fsm.Region) []routeView {
 	for _, r := range regions {
 		v := routeView{ID: r.ID, Table: r.Table, Datanode: r.Datanode, Version: r.Version}
 		if t != nil {
-			v.InFlight = !t.mon.Serving(r.Datanode, r.ID)
+			v.InFlight = !t.mon.Reported(r.Datanode, r.ID)
 		}
 		out = append(out, v)
 	}

@@ -75,18 +75,22 @@ func (n *Node) registerLoop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		var err error
 		ch := n.fsm.Changed()
 		if n.needJoin.Load() {
-			if err := n.joinOnce(); err != nil {
+			if err = n.joinOnce(); err != nil {
 				n.log.Warn("join failed; retrying", "error", err)
 			} else {
 				n.needJoin.Store(false)
 			}
 		} else if m, ok := n.fsm.Member(n.cfg.NodeID); n.knowsLeader() && (!ok || m.RPCAddr != n.cfg.AdvertiseRPCAddr ||
 			m.RaftAddr != n.cfg.AdvertiseRaftAddr || m.Version != n.cfg.Version) && n.raft.State() != raft.Leader {
-			if err := n.registerSelf(); err != nil {
+			if err = n.registerSelf(); err != nil {
 				n.log.Debug("registering own address failed; retrying", "error", err)
 			}
+		}
+		if err != nil {
+			ch = nil // after a failure, retry on the tick only
 		}
 		select {
 		case <-n.ctx.Done():

@@ -95,7 +95,7 @@ func (n *Node) openable(t *leaderTerm, reg fsm.Region) bool {
 	if prev == 0 || prev == reg.Datanode {
 		return true
 	}
-	if !t.mon.Serving(prev, reg.ID) {
+	if !t.mon.MayServe(prev, reg.ID) {
 		return true
 	}
 	return t.mon.Status(prev).LeaseExpired
