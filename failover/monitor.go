@@ -160,17 +160,23 @@ func (m *Monitor) Reported(id, region uint64) bool {
 	return ok && t.serving[region]
 }
 
-// MayServe is the conservative form of Reported for safety decisions: a
-// tracked datanode that has not heartbeated yet this term may still serve
-// anything it served under the previous leader.
-func (m *Monitor) MayServe(id, region uint64) bool {
+// ServedElsewhere reports whether any datanode other than owner may still
+// serve region: it reported it (or has not heartbeated yet this term) and
+// its lease has not run out. The owner may open the region only when this
+// is false, so no region is ever served twice.
+func (m *Monitor) ServedElsewhere(region, owner uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.nodes[id]
-	if ok && len(t.history) == 0 {
-		return true
+	now := m.now()
+	for id, t := range m.nodes {
+		if id == owner || now.After(t.leaseUntil.Add(m.cfg.LeaseMargin)) {
+			continue
+		}
+		if len(t.history) == 0 || t.serving[region] {
+			return true
+		}
 	}
-	return ok && t.serving[region]
+	return false
 }
 
 // History returns the kept heartbeats of every datanode, oldest first,

@@ -14,7 +14,7 @@ func (f *FSM) applyRegisterDatanode(index uint64, c RegisterDatanode) Result {
 		return Result{Applied: true}
 	}
 	if !ok {
-		d = &Datanode{ID: c.ID, RegisteredAt: c.Time, AdminState: "active"}
+		d = &Datanode{ID: c.ID, RegisteredAt: c.Time, AdminState: AdminActive}
 		f.st.Datanodes[c.ID] = d
 	}
 	d.Addr = c.Addr
@@ -142,8 +142,31 @@ func (f *FSM) checkMoveLocked(m Move) (code, reason string) {
 	if r.Datanode != m.From {
 		return RejectStaleOwner, fmt.Sprintf("region %d is owned by datanode %d, not %d", m.Region, r.Datanode, m.From)
 	}
-	if _, ok := f.st.Datanodes[m.To]; !ok {
+	d, ok := f.st.Datanodes[m.To]
+	if !ok {
 		return RejectNotFound, fmt.Sprintf("no datanode %d", m.To)
 	}
+	if d.AdminState == AdminCordoned || d.AdminState == AdminDraining {
+		return RejectCordoned, fmt.Sprintf("datanode %d is %s and takes no new regions", m.To, d.AdminState)
+	}
 	return "", ""
+}
+
+func (f *FSM) applySetAdminState(index uint64, c SetDatanodeAdminState) Result {
+	d, ok := f.st.Datanodes[c.ID]
+	if !ok {
+		return Result{Code: RejectNotFound, Reason: fmt.Sprintf("no datanode %d", c.ID)}
+	}
+	switch c.State {
+	case AdminActive, AdminCordoned, AdminDraining:
+	default:
+		return Result{Code: RejectInvalid, Reason: fmt.Sprintf("unknown admin state %q", c.State)}
+	}
+	if d.AdminState == c.State {
+		return Result{Applied: true}
+	}
+	d.AdminState = c.State
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeAdminState, By: c.By, Fields: map[string]string{
+		"datanode": strconv.FormatUint(c.ID, 10), "state": c.State}})
+	return Result{Applied: true}
 }

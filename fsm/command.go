@@ -26,6 +26,7 @@ const (
 	CmdCreateTable       = "CreateTable"
 	CmdDropTable         = "DropTable"
 	CmdMoveRegions       = "MoveRegions"
+	CmdSetAdminState     = "SetDatanodeAdminState"
 )
 
 var knownVersions = map[string]int{
@@ -39,6 +40,7 @@ var knownVersions = map[string]int{
 	CmdCreateTable:       1,
 	CmdDropTable:         1,
 	CmdMoveRegions:       1,
+	CmdSetAdminState:     1,
 }
 
 // Known reports whether this binary can apply the command type at version v.
@@ -124,6 +126,14 @@ type DropTable struct {
 	Time time.Time `json:"time"`
 }
 
+// SetDatanodeAdminState cordons, drains or uncordons a datanode.
+type SetDatanodeAdminState struct {
+	ID    uint64    `json:"id"`
+	State string    `json:"state"`
+	By    string    `json:"by,omitempty"`
+	Time  time.Time `json:"time"`
+}
+
 // Move causes. While maintenance is on, only operator causes are accepted.
 const (
 	CauseManual   = "manual"
@@ -185,4 +195,5 @@ const (
 	RejectNotFound      = "not_found"
 	RejectExists        = "exists"
 	RejectHasRegions    = "has_regions"
+	RejectCordoned      = "cordoned"
 )

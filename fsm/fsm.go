@@ -126,6 +126,12 @@ func (f *FSM) applyLocked(index uint64, cmd Command) Result {
 			return invalid(err)
 		}
 		return f.applyDropTable(index, c)
+	case CmdSetAdminState:
+		var c SetDatanodeAdminState
+		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
+			return invalid(err)
+		}
+		return f.applySetAdminState(index, c)
 	case CmdMoveRegions:
 		var c MoveRegions
 		if err := json.Unmarshal(cmd.Payload, &c); err != nil {

@@ -55,6 +55,14 @@ const (
 	EventTableDropped        = "table_dropped"
 	EventRegionMoved         = "region_moved"
 	EventMoveRejected        = "move_rejected"
+	EventDatanodeAdminState  = "datanode_admin_state"
+)
+
+// Datanode admin states.
+const (
+	AdminActive   = "active"
+	AdminCordoned = "cordoned" // takes no new regions
+	AdminDraining = "draining" // cordoned, and its regions move away
 )
 
 // Datanode is a registered datanode agent.
@@ -62,7 +70,7 @@ type Datanode struct {
 	ID           uint64    `json:"id"`
 	Addr         string    `json:"addr"`
 	RegisteredAt time.Time `json:"registered_at"`
-	// AdminState is "active" (later: cordoned, draining).
+	// AdminState is AdminActive, AdminCordoned or AdminDraining.
 	AdminState string `json:"admin_state"`
 }
 

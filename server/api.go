@@ -99,6 +99,21 @@ func (n *Node) apiRoutes() []route {
 		{"/admin/datanodes/{id}", map[string]endpoint{
 			http.MethodDelete: {access: always(write), parse: parseDatanodeID, run: n.runRemoveDatanode},
 		}},
+		{"/admin/datanodes/{id}/cordon", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: n.runAdminState},
+		}},
+		{"/admin/datanodes/{id}/drain", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: n.runAdminState},
+		}},
+		{"/admin/datanodes/{id}/uncordon", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: n.runAdminState},
+		}},
+		{"/admin/balancer/plan", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: n.runBalancerPlan},
+		}},
+		{"/admin/balancer/status", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: n.runBalancerStatus},
+		}},
 		{"/admin/node-lease", map[string]endpoint{
 			http.MethodGet: {access: always(read), parse: noInput, run: n.runNodeLease},
 		}},

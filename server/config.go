@@ -70,6 +70,14 @@ type Config struct {
 	FailoverMaxRegions       int
 	RegionLease              time.Duration // default 3 × HeartbeatInterval + 1 s
 
+	// Balancer. BalancerInterval 0 disables automatic balancing (drain
+	// still runs); the flag's default is DefaultBalancerInterval.
+	BalancerInterval        time.Duration
+	BalancerTolerance       int
+	BalancerMaxMoves        int
+	BalancerMaxMovesPerNode int
+	BalancerCooldown        time.Duration
+
 	// LeaderWorkers run on the leader only, after the barrier.
 	LeaderWorkers []LeaderWorker
 }
@@ -95,6 +103,12 @@ const (
 	DefaultFirstHeartbeatEstimate   = time.Second
 	DefaultFailoverTick             = time.Second
 	DefaultFailoverMaxRegions       = 100
+
+	DefaultBalancerInterval        = 30 * time.Second
+	DefaultBalancerTolerance       = 1
+	DefaultBalancerMaxMoves        = 8
+	DefaultBalancerMaxMovesPerNode = 4
+	DefaultBalancerCooldown        = 5 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -132,6 +146,12 @@ func (c *Config) setDefaults() {
 	setDur(&c.RegionLease, 3*c.HeartbeatInterval+time.Second)
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.BalancerMaxMoves == 0 {
+		c.BalancerMaxMoves = DefaultBalancerMaxMoves
+	}
+	if c.BalancerMaxMovesPerNode == 0 {
+		c.BalancerMaxMovesPerNode = DefaultBalancerMaxMovesPerNode
 	}
 	if c.FailoverMaxRegions == 0 {
 		c.FailoverMaxRegions = DefaultFailoverMaxRegions
@@ -234,6 +254,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FailureThreshold <= 0 || c.FailoverMaxRegions < 1 {
 		return fmt.Errorf("--failure-threshold and --failover-max-regions must be positive")
+	}
+	if c.BalancerInterval < 0 || c.BalancerCooldown < 0 || c.BalancerTolerance < 0 || c.BalancerMaxMoves < 1 || c.BalancerMaxMovesPerNode < 1 {
+		return fmt.Errorf("--balancer-interval, --balancer-cooldown and --balancer-tolerance must not be negative; --balancer-max-moves and --balancer-max-moves-per-datanode must be positive")
 	}
 	if c.SnapshotRetain < 1 {
 		return fmt.Errorf("--snapshot-retain %d: must be at least 1", c.SnapshotRetain)

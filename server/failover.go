@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/metasrv/metasrv/balancer"
 	"github.com/metasrv/metasrv/failover"
 	"github.com/metasrv/metasrv/fsm"
 )
@@ -12,8 +13,9 @@ import (
 // leaderTerm is the leader-local state of one leadership term: the
 // heartbeat monitor and the failover runner. Followers have none.
 type leaderTerm struct {
-	mon    *failover.Monitor
-	runner *failover.Runner
+	mon      *failover.Monitor
+	runner   *failover.Runner
+	balancer *balancer.Runner
 }
 
 func (n *Node) monitorConfig() failover.MonitorConfig {
@@ -40,16 +42,32 @@ func (n *Node) startFailover() LeaderWorker {
 	runner := failover.NewRunner(failover.RunnerConfig{
 		Tick: n.cfg.FailoverTick, MaxRegionsPerTick: n.cfg.FailoverMaxRegions, Now: n.cfg.Now,
 		Logger: n.log.Named("failover"), OnTick: n.metrics.observeFailoverTick,
-	}, mon, fsmCluster{n})
-	n.term.Store(&leaderTerm{mon: mon, runner: runner})
+	}, mon, fsmCluster{n, mon})
+	bal := balancer.NewRunner(balancer.RunnerConfig{
+		Interval: n.cfg.BalancerInterval, Cooldown: n.cfg.BalancerCooldown, Now: n.cfg.Now,
+		Plan: balancer.Config{Tolerance: n.cfg.BalancerTolerance, MaxMoves: n.cfg.BalancerMaxMoves,
+			MaxPerNode: n.cfg.BalancerMaxMovesPerNode},
+		Logger: n.log.Named("balancer"), OnRound: n.metrics.observeBalancerRound,
+	}, fsmCluster{n, mon})
+	n.term.Store(&leaderTerm{mon: mon, runner: runner, balancer: bal})
 	return func(ctx context.Context) {
 		defer n.term.Store(nil)
+		done := make(chan struct{})
+		go func() { defer close(done); bal.Run(ctx) }()
 		runner.Run(ctx)
+		<-done
 	}
 }
 
-// fsmCluster gives the failover runner the replicated state and raft.
-type fsmCluster struct{ n *Node }
+// fsmCluster gives the failover and balancer runners the replicated
+// state, this term's detector view, and raft.
+type fsmCluster struct {
+	n   *Node
+	mon *failover.Monitor
+}
+
+func (c fsmCluster) Status(id uint64) string         { return c.mon.Status(id).Status }
+func (c fsmCluster) Reported(id, region uint64) bool { return c.mon.Reported(id, region) }
 
 func (c fsmCluster) Maintenance() fsm.Maintenance { return c.n.fsm.Maintenance() }
 func (c fsmCluster) Datanodes() []fsm.Datanode    { return c.n.fsm.Datanodes() }
@@ -76,7 +94,7 @@ func (n *Node) liveTargets(t *leaderTerm) []failover.Load {
 	}
 	var out []failover.Load
 	for _, d := range n.fsm.Datanodes() {
-		if d.AdminState != "" && d.AdminState != "active" {
+		if d.AdminState != "" && d.AdminState != fsm.AdminActive {
 			continue
 		}
 		if t.mon.Status(d.ID).Status == failover.StatusAlive {

@@ -76,7 +76,7 @@ func (n *Node) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	for _, reg := range n.fsm.RegionsOf(hb.ID) {
 		owned[reg.ID] = true
 		resp.Regions = append(resp.Regions, reg.ID)
-		if !reported[reg.ID] && n.openable(t, reg) {
+		if !reported[reg.ID] && !t.mon.ServedElsewhere(reg.ID, hb.ID) {
 			resp.Open = append(resp.Open, reg.ID)
 		}
 	}
@@ -86,17 +86,4 @@ func (n *Node) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// openable reports whether a region's new owner may open it: its previous
-// owner no longer serves it, or that owner's lease has run out.
-func (n *Node) openable(t *leaderTerm, reg fsm.Region) bool {
-	prev := reg.PrevDatanode
-	if prev == 0 || prev == reg.Datanode {
-		return true
-	}
-	if !t.mon.MayServe(prev, reg.ID) {
-		return true
-	}
-	return t.mon.Status(prev).LeaseExpired
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/metasrv/metasrv/balancer"
 	"github.com/metasrv/metasrv/failover"
 )
 
@@ -30,6 +31,11 @@ type metrics struct {
 	failoverDeferred prometheus.Gauge
 	failoverBraked   prometheus.Counter
 	detectToCommit   prometheus.Histogram
+
+	balancerRounds *prometheus.CounterVec
+	balancerMoves  *prometheus.CounterVec
+	balancerSpread prometheus.Gauge
+	drainLeft      prometheus.Gauge
 }
 
 func newMetrics(n *Node) *metrics {
@@ -63,6 +69,18 @@ func newMetrics(n *Node) *metrics {
 		Help: "Ticks on which failover was braked because more than half the datanodes looked failed."})
 	m.detectToCommit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metasrv_failover_detect_to_commit_seconds",
 		Help: "Time from detecting a datanode failed to committing its regions' moves.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)})
+	m.balancerRounds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metasrv_balancer_rounds_total",
+		Help: "Balancer and drain rounds, by kind and whether they were paused."}, []string{"kind", "paused"})
+	m.balancerMoves = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metasrv_balancer_moves_total",
+		Help: "Balancer and drain moves by kind and outcome (planned, committed, rejected)."}, []string{"kind", "outcome"})
+	m.balancerSpread = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metasrv_balancer_spread",
+		Help: "Max minus min regions per schedulable datanode at the last balancing round."})
+	m.drainLeft = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metasrv_drain_regions_left",
+		Help: "Regions still on draining datanodes at the last drain round."})
+	f(m.balancerRounds)
+	f(m.balancerMoves)
+	f(m.balancerSpread)
+	f(m.drainLeft)
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.forwarded, m.outcomeUnknown,
 		m.unknownCommands, m.leaderChanges, m.isLeader, m.failoverTicks, m.failoverMoved, m.failoverRejected,
 		m.failoverDeferred, m.failoverBraked, m.detectToCommit} {
@@ -131,6 +149,20 @@ func (m *metrics) observeFailoverTick(rep failover.TickReport) {
 	for _, d := range rep.DetectToCommit {
 		m.detectToCommit.Observe(d.Seconds())
 	}
+}
+
+func (m *metrics) observeBalancerRound(rep balancer.Report) {
+	kind := "balance"
+	if rep.Drain {
+		kind = "drain"
+		m.drainLeft.Set(float64(rep.DrainLeft))
+	} else {
+		m.balancerSpread.Set(float64(rep.Spread))
+	}
+	m.balancerRounds.WithLabelValues(kind, strconv.FormatBool(rep.Paused != "")).Inc()
+	m.balancerMoves.WithLabelValues(kind, "planned").Add(float64(rep.Planned))
+	m.balancerMoves.WithLabelValues(kind, "committed").Add(float64(rep.Committed))
+	m.balancerMoves.WithLabelValues(kind, "rejected").Add(float64(rep.Rejected))
 }
 
 var datanodesDesc = prometheus.NewDesc("metasrv_datanodes", "Registered datanodes by status, as this leader sees them.", []string{"status"}, nil)

@@ -1,0 +1,113 @@
+// Package balancer plans region moves that even out region counts across
+// datanodes. It is a pure planner: the server feeds it routes and datanode
+// states and commits the moves it returns.
+package balancer
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/metasrv/metasrv/fsm"
+)
+
+// Node is one datanode as the planner sees it.
+type Node struct {
+	ID      uint64
+	Regions []uint64
+	// Schedulable: alive and active (not failed, suspect, cordoned or
+	// draining). Only schedulable datanodes give or take regions.
+	Schedulable bool
+}
+
+// Config holds the planner's limits.
+type Config struct {
+	Tolerance  int // a spread (max - min regions) up to this is balanced
+	MaxMoves   int // moves per round
+	MaxPerNode int // moves out of, and into, one datanode per round
+}
+
+// Plan is the outcome of one planning round.
+type Plan struct {
+	Moves        []fsm.Move `json:"moves"`
+	SpreadBefore int        `json:"spread_before"`
+	SpreadAfter  int        `json:"spread_after"`
+	Reason       string     `json:"reason"`
+}
+
+// Compute plans moves from the most- to the least-loaded schedulable
+// datanode while the spread exceeds the tolerance. Regions for which skip
+// returns true (in flight, or moved within the cooldown) stay put. The
+// result depends only on the input: ties go to the lower id, and regions
+// move lowest id first.
+func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
+	type load struct {
+		id       uint64
+		regions  []uint64 // movable candidates, ascending
+		count    int
+		out, in  int
+		excluded bool
+	}
+	var ls []*load
+	for _, n := range nodes {
+		if !n.Schedulable {
+			continue
+		}
+		l := &load{id: n.ID, count: len(n.Regions)}
+		for _, r := range n.Regions {
+			if skip == nil || !skip(r) {
+				l.regions = append(l.regions, r)
+			}
+		}
+		sort.Slice(l.regions, func(i, j int) bool { return l.regions[i] < l.regions[j] })
+		ls = append(ls, l)
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].id < ls[j].id })
+	spread := func() int {
+		if len(ls) == 0 {
+			return 0
+		}
+		lo, hi := ls[0].count, ls[0].count
+		for _, l := range ls {
+			lo, hi = min(lo, l.count), max(hi, l.count)
+		}
+		return hi - lo
+	}
+	p := Plan{SpreadBefore: spread()}
+	if len(ls) < 2 {
+		p.SpreadAfter, p.Reason = p.SpreadBefore, "fewer than two schedulable datanodes"
+		return p
+	}
+	for len(p.Moves) < cfg.MaxMoves {
+		var src, dst *load
+		for _, l := range ls {
+			if !l.excluded && (src == nil || l.count > src.count) && l.out < cfg.MaxPerNode && len(l.regions) > 0 {
+				src = l
+			}
+			if dst == nil || l.count < dst.count {
+				if l.in < cfg.MaxPerNode {
+					dst = l
+				}
+			}
+		}
+		if src == nil || dst == nil || src == dst || src.count-dst.count <= cfg.Tolerance || src.count-dst.count < 2 {
+			break
+		}
+		r := src.regions[0]
+		src.regions = src.regions[1:]
+		p.Moves = append(p.Moves, fsm.Move{Region: r, From: src.id, To: dst.id})
+		src.count--
+		src.out++
+		dst.count++
+		dst.in++
+	}
+	p.SpreadAfter = spread()
+	switch {
+	case len(p.Moves) > 0:
+		p.Reason = fmt.Sprintf("spread %d exceeds tolerance %d", p.SpreadBefore, cfg.Tolerance)
+	case p.SpreadBefore <= cfg.Tolerance:
+		p.Reason = "balanced"
+	default:
+		p.Reason = "unbalanced, but no region can move now (in flight, cooling down, or per-datanode caps)"
+	}
+	return p
+}
