@@ -45,10 +45,38 @@ func (n *Node) bootstrap(hasState bool) error {
 		}
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 	}
+	if c.BootstrapWait > 0 {
+		// An existing cluster that still lists this node sends it heartbeats:
+		// seeing a leader means this node merely lost its disk and must not
+		// found a cluster of its own.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.log.Info("empty data dir: waiting for an existing leader before bootstrapping", "wait", c.BootstrapWait)
+			deadline := time.Now().Add(c.BootstrapWait)
+			for time.Now().Before(deadline) {
+				if n.knowsLeader() {
+					n.log.Info("found an existing cluster; not bootstrapping")
+					return
+				}
+				if !sleepCtx(n.ctx, 50*time.Millisecond) {
+					return
+				}
+			}
+			if err := n.bootstrapWith(conf); err != nil {
+				n.fatal(err)
+			}
+		}()
+		return nil
+	}
+	return n.bootstrapWith(conf)
+}
+
+func (n *Node) bootstrapWith(conf raft.Configuration) error {
 	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	n.log.Info("bootstrapped a new cluster", "peers", len(peers))
+	n.log.Info("bootstrapped a new cluster", "peers", len(conf.Servers))
 	return nil
 }
 

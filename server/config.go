@@ -40,6 +40,9 @@ type Config struct {
 	Peers               []Peer
 	InitialClusterState string
 	Join                []string // RPC addresses of running members
+	// BootstrapWait, when positive, makes a new node with an empty data dir
+	// wait this long for an existing leader before bootstrapping from Peers.
+	BootstrapWait time.Duration
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

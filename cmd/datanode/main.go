@@ -37,7 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("datanode", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	id := fs.String("id", "", "this datanode's id, a positive integer (required)")
+	id := fs.String("id", "", "this datanode's id, a positive integer (required unless --id-from-name)")
+	idFromName := fs.String("id-from-name", "", "derive the id from a name ending in -N (a StatefulSet pod name): id = N+1")
 	addr := fs.String("addr", "127.0.0.1:4001", "HTTP listen address; also the address reported to metasrv")
 	advertise := fs.String("advertise-addr", "", "address reported to metasrv (default --addr)")
 	metasrv := fs.String("metasrv", "127.0.0.1:3002", "metasrv RPC addresses, comma-separated (any members; the leader is found automatically)")
@@ -60,6 +61,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintf(stdout, "datanode %s\n", version)
 		return 0
+	}
+	if *id == "" && *idFromName != "" {
+		i := strings.LastIndex(*idFromName, "-")
+		ord, err := strconv.ParseUint((*idFromName)[i+1:], 10, 63)
+		if i < 0 || err != nil {
+			fmt.Fprintf(stderr, "datanode: --id-from-name %q: want a name ending in -N\n", *idFromName)
+			return 2
+		}
+		*id = strconv.FormatUint(ord+1, 10)
 	}
 	n, err := strconv.ParseUint(*id, 10, 64)
 	if err != nil || n == 0 {

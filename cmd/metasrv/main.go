@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "health" || args[0] == "ready") {
 		return probe(args[0], args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "step-down" {
+		return stepDown(args[1:], stdout, stderr)
 	}
 	cfg, opts, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -103,6 +107,7 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the raft log, snapshots and member directory")
 	fs.StringVar(&peers, "peers", "", "initial cluster, the same on every initial member: ID=RAFTADDR,ID=RAFTADDR,...")
 	fs.StringVar(&cfg.InitialClusterState, "initial-cluster-state", server.ClusterStateNew, "new: bootstrap from --peers if the data dir is empty; existing: never bootstrap (wait to be added)")
+	fs.DurationVar(&cfg.BootstrapWait, "bootstrap-wait", 0, "with --initial-cluster-state new and an empty data dir, first wait this long for an existing leader (a node that lost its disk then rejoins instead of bootstrapping); 0 bootstraps at once")
 	fs.StringVar(&join, "join", "", "join a running cluster through any member: RPCADDR[,RPCADDR...] (wins over --peers)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", server.DefaultHeartbeatTimeout, "follower starts an election after this long without a leader")
 	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", server.DefaultElectionTimeout, "candidate election timeout")
@@ -187,6 +192,7 @@ Usage:
   metasrv --node-id ID [flags]       run a node
   metasrv health [--addr HOST:PORT]  exit 0 if the node answers /admin/health (container health check)
   metasrv ready  [--addr HOST:PORT]  exit 0 if the node answers /admin/ready with 200
+  metasrv step-down [--addr HOST:PORT]  if that node is the leader, hand leadership over (preStop hook)
 
 Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
 `)
@@ -221,6 +227,54 @@ func probe(what string, args []string, stdout, stderr io.Writer) int {
 	resp, err := c.Get("http://" + host + "/admin/" + what)
 	if err != nil {
 		fmt.Fprintf(stderr, "metasrv %s: %v\n", what, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+// stepDown transfers leadership away from the node at --addr if, and only
+// if, it is the leader now (a follower would forward the request and move
+// someone else's leadership).
+func stepDown(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("metasrv step-down", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
+	token := fs.String("admin-token", os.Getenv("METASRV_ADMIN_TOKEN"), "admin token, if the cluster uses one")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host := *addr
+	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
+		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + host + "/admin/raft")
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv step-down: %v\n", err)
+		return 1
+	}
+	var st struct {
+		State string `json:"state"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.State != "leader" {
+		fmt.Fprintf(stdout, "not the leader (%s); nothing to do\n", st.State)
+		return 0
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+host+"/admin/cluster/transfer-leadership", nil)
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err = c.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv step-down: %v\n", err)
 		return 1
 	}
 	defer resp.Body.Close()
