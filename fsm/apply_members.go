@@ -6,7 +6,7 @@ func (f *FSM) applySetMember(index uint64, c SetMember) Result {
 		return Result{Code: RejectInvalid, Reason: "member id is empty"}
 	}
 	old, existed := f.st.Members[m.ID]
-	if existed && old.RaftAddr == m.RaftAddr && old.RPCAddr == m.RPCAddr && old.Version == m.Version {
+	if existed && old.RaftAddr == m.RaftAddr && old.RPCAddr == m.RPCAddr && old.Version == m.Version && old.Protocol == m.Protocol {
 		return Result{Applied: true}
 	}
 	m.Updated = c.Time

@@ -43,6 +43,24 @@ var knownVersions = map[string]int{
 	CmdSetAdminState:     1,
 }
 
+// Protocol is the command protocol this binary speaks. A command type is
+// introduced at some protocol level; the leader proposes it only once every
+// member speaks that level, so a rolling upgrade never feeds an old binary
+// a command it does not know (which would stop it, by design).
+const Protocol = 1
+
+// commandProtocol is the protocol level at which each type was introduced.
+var commandProtocol = map[string]int{}
+
+func init() {
+	for typ := range knownVersions {
+		commandProtocol[typ] = 1
+	}
+}
+
+// ProtocolOf is the protocol level a member needs to apply typ.
+func ProtocolOf(typ string) int { return commandProtocol[typ] }
+
 // Known reports whether this binary can apply the command type at version v.
 func Known(typ string, v int) bool {
 	max, ok := knownVersions[typ]

@@ -20,10 +20,13 @@ type Maintenance struct {
 // Member is a metasrv node as the replicated directory knows it. Followers
 // use RPCAddr to forward to the leader.
 type Member struct {
-	ID       string    `json:"id"`
-	RaftAddr string    `json:"raft_addr"`
-	RPCAddr  string    `json:"rpc_addr"`
-	Version  string    `json:"version"`
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	RPCAddr  string `json:"rpc_addr"`
+	Version  string `json:"version"`
+	// Protocol is the highest command protocol the member's binary speaks
+	// (0 in older entries means 1).
+	Protocol int       `json:"protocol,omitempty"`
 	Updated  time.Time `json:"updated"`
 }
 

@@ -146,6 +146,9 @@ func (n *Node) routes() http.Handler {
 				method = http.MethodGet
 			}
 			ep, ok := rt.methods[method]
+			if ok && req.Method == http.MethodHead && ep.access(req) == write {
+				ok = false // HEAD never writes (the legacy GET setter)
+			}
 			if !ok {
 				w.Header().Set("Allow", allowHdr)
 				writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
@@ -168,7 +171,9 @@ func (n *Node) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint
 			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "this write needs the header Authorization: Bearer <admin token>"))
 			return
 		}
-		if r.Method == http.MethodGet {
+		if r.Header.Get(hdrForwardedBy) != "" {
+			// Already warned about on the node that received it.
+		} else if r.Method == http.MethodGet {
 			n.log.Warn("deprecated: setting maintenance with GET; use POST /admin/maintenance?enable=...", "client", clientAddr(r))
 		} else if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/admin/maintenance") {
 			n.log.Warn("deprecated: setting maintenance with PUT; use POST /admin/maintenance?enable=...", "client", clientAddr(r))

@@ -115,6 +115,7 @@ type clusterMember struct {
 	RPCAddr   string `json:"rpc_addr"`
 	Suffrage  string `json:"suffrage"`
 	Version   string `json:"version"`
+	Protocol  int    `json:"protocol"`
 	Leader    bool   `json:"leader"`
 	Reachable bool   `json:"reachable"`
 }
@@ -136,7 +137,7 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 			cm = &clusterMember{ID: m.ID, RaftAddr: m.RaftAddr, Suffrage: "none"}
 			byID[m.ID] = cm
 		}
-		cm.RPCAddr, cm.Version = m.RPCAddr, m.Version
+		cm.RPCAddr, cm.Version, cm.Protocol = m.RPCAddr, m.Version, m.Protocol
 	}
 	members := make([]*clusterMember, 0, len(byID))
 	var wg sync.WaitGroup
@@ -277,7 +278,7 @@ func (n *Node) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Reque
 
 func (n *Node) setMember(ctx context.Context, jr joinRequest) error {
 	res, err := n.apply(ctx, fsm.CmdSetMember, fsm.SetMember{
-		Member: fsm.Member{ID: jr.ID, RaftAddr: jr.RaftAddr, RPCAddr: jr.RPCAddr, Version: jr.Version},
+		Member: fsm.Member{ID: jr.ID, RaftAddr: jr.RaftAddr, RPCAddr: jr.RPCAddr, Version: jr.Version, Protocol: jr.Protocol},
 		Time:   n.cfg.Now().UTC()})
 	if err == nil && res.Code != "" {
 		err = badRequest("%s", res.Reason)
@@ -379,7 +380,15 @@ func (n *Node) runTransfer(ctx context.Context, w http.ResponseWriter, _ *http.R
 		}
 		return errorf(http.StatusServiceUnavailable, "transfer_failed", "leadership transfer failed: %v", err)
 	}
-	_, lid := n.raft.LeaderWithID()
+	// The old leader learns the new one from its first heartbeat: wait for
+	// it briefly so the answer can name it.
+	var lid raft.ServerID
+	for i := 0; i < 100 && ctx.Err() == nil; i++ {
+		if _, lid = n.raft.LeaderWithID(); lid != "" && string(lid) != n.cfg.NodeID {
+			break
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"previous_leader_id": n.cfg.NodeID, "leader_id": string(lid)})
 	return nil
 }

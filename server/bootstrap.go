@@ -87,6 +87,7 @@ type joinRequest struct {
 	RaftAddr  string `json:"raft_addr"`
 	RPCAddr   string `json:"rpc_addr"`
 	Version   string `json:"version,omitempty"`
+	Protocol  int    `json:"protocol,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
 }
 
@@ -112,7 +113,7 @@ func (n *Node) registerLoop() {
 				n.needJoin.Store(false)
 			}
 		} else if m, ok := n.fsm.Member(n.cfg.NodeID); n.knowsLeader() && (!ok || m.RPCAddr != n.cfg.AdvertiseRPCAddr ||
-			m.RaftAddr != n.cfg.AdvertiseRaftAddr || m.Version != n.cfg.Version) && n.raft.State() != raft.Leader {
+			m.RaftAddr != n.cfg.AdvertiseRaftAddr || m.Version != n.cfg.Version || m.Protocol != fsm.Protocol) && n.raft.State() != raft.Leader {
 			if err = n.registerSelf(); err != nil {
 				n.log.Debug("registering own address failed; retrying", "error", err)
 			}
@@ -136,7 +137,7 @@ func (n *Node) knowsLeader() bool {
 
 func (n *Node) selfJoinRequest() joinRequest {
 	return joinRequest{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr, RPCAddr: n.cfg.AdvertiseRPCAddr,
-		Version: n.cfg.Version, ClusterID: n.dir.clusterID()}
+		Version: n.cfg.Version, Protocol: fsm.Protocol, ClusterID: n.dir.clusterID()}
 }
 
 func (n *Node) joinOnce() error {

@@ -21,8 +21,9 @@ import (
 type directory struct {
 	path string
 
-	mu   sync.Mutex
-	data directoryData
+	mu      sync.Mutex
+	data    directoryData
+	corrupt error // set when the file could not be parsed at start
 }
 
 type directoryData struct {
@@ -46,7 +47,9 @@ func openDirectory(dataDir string) (*directory, error) {
 		return nil, fmt.Errorf("read %s: %w", d.path, err)
 	default:
 		if err := json.Unmarshal(b, &d.data); err != nil {
-			return nil, fmt.Errorf("parse %s: %w", d.path, err)
+			// Only a cache of the replicated member table: start without it.
+			d.data = directoryData{}
+			d.corrupt = err
 		}
 	}
 	if d.data.Members == nil {
@@ -65,18 +68,6 @@ func (d *directory) rpcAddr(id string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.data.Members[id].RPCAddr
-}
-
-func (d *directory) rpcAddrs() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []string
-	for _, e := range d.data.Members {
-		if e.RPCAddr != "" {
-			out = append(out, e.RPCAddr)
-		}
-	}
-	return out
 }
 
 // update merges what the caller knows and rewrites the file if anything
@@ -102,7 +93,7 @@ func (d *directory) update(clusterID string, members []fsm.Member) error {
 		return err
 	}
 	tmp := d.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := writeFileSync(tmp, b); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, d.path); err != nil {
@@ -133,4 +124,22 @@ func (n *Node) directoryLoop() {
 		case <-ch:
 		}
 	}
+}
+
+// writeFileSync writes and fsyncs a file, so a rename after it never
+// exposes an empty file after a crash.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -63,7 +63,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	if errors.Is(err, errRetryElsewhere) {
+		ae = errorf(http.StatusServiceUnavailable, codeNotLeader, "this node is not the leader; ask the leader (GET /admin/leader) or drop ?stale")
+	} else if !errors.As(err, &ae) {
 		ae = errorf(http.StatusInternalServerError, codeInternal, "%v", err)
 	}
 	body := map[string]any{"error": ae.Msg, "code": ae.Code}

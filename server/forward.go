@@ -100,6 +100,15 @@ func (n *Node) viaLeader(w http.ResponseWriter, r *http.Request, body []byte, wr
 // be retried because nothing was applied (the leader could not be reached,
 // or it answered that it is not the leader).
 func (n *Node) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, addr string, write bool) bool {
+	if !write {
+		// A read forwarded to a leader that froze (SIGSTOP, GC, disk) or was
+		// cut off would otherwise wait for the whole deadline although a new
+		// leader may exist within a second. Reads have no side effects, so
+		// give up as soon as this node learns of another leader and retry.
+		var stop context.CancelFunc
+		ctx, stop = n.cancelOnLeaderChange(ctx, addr)
+		defer stop()
+	}
 	u := *r.URL
 	u.Scheme, u.Host = "http", addr
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
@@ -132,7 +141,12 @@ func (n *Node) forward(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil && write {
+	if err != nil {
+		if !write {
+			// Never relay a truncated answer to a read: retry it.
+			n.metrics.forwarded.WithLabelValues("read_failed").Inc()
+			return false
+		}
 		n.metrics.outcomeUnknown.Inc()
 		writeError(w, outcomeUnknown(err))
 		return true
@@ -150,6 +164,28 @@ func (n *Node) forward(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(respBody)
 	return true
+}
+
+// cancelOnLeaderChange returns a context that is cancelled when this node
+// learns that the leader is no longer the one at addr.
+func (n *Node) cancelOnLeaderChange(ctx context.Context, addr string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, a := n.leaderRPC(); a != "" && a != addr {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 // retryableCode reports whether an error body says nothing was applied

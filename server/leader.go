@@ -103,7 +103,7 @@ func (n *Node) establish(ctx context.Context, wg *sync.WaitGroup) {
 
 func (n *Node) selfMember() fsm.Member {
 	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
-		RPCAddr: n.cfg.AdvertiseRPCAddr, Version: n.cfg.Version}
+		RPCAddr: n.cfg.AdvertiseRPCAddr, Version: n.cfg.Version, Protocol: fsm.Protocol}
 }
 
 // applyUntilDone proposes a leader housekeeping command, retrying while

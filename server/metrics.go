@@ -190,8 +190,9 @@ func (c datanodeStatusCollector) Collect(ch chan<- prometheus.Metric) {
 func (n *Node) startObservers() {
 	ch := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
+		lo, ok := o.Data.(raft.LeaderObservation)
+		return ok && lo.LeaderID != "" // count changes to a leader, not the gaps between
+
 	})
 	n.raft.RegisterObserver(obs)
 	n.wg.Add(1)

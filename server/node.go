@@ -86,6 +86,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.dir.corrupt != nil {
+		n.log.Warn("ignoring unreadable member directory file; it is rebuilt from the raft log", "error", n.dir.corrupt)
+	}
 	if err := n.openRaft(); err != nil {
 		n.closeStores()
 		return nil, err

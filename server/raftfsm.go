@@ -15,10 +15,16 @@ type raftFSM struct{ f *fsm.FSM }
 var _ raft.BatchingFSM = raftFSM{}
 
 func (r raftFSM) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
+	switch l.Type {
+	case raft.LogCommand:
+		return r.f.Apply(l.Index, l.Data)
+	case raft.LogConfiguration:
+		// Batching FSMs get configuration entries here (StoreConfiguration
+		// is called only for non-batching ones): advance the applied index
+		// so the read index never waits on an entry the FSM cannot see.
+		r.f.Skip(l.Index)
 	}
-	return r.f.Apply(l.Index, l.Data)
+	return nil
 }
 
 func (r raftFSM) ApplyBatch(logs []*raft.Log) []any {
@@ -55,9 +61,10 @@ func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s fsmSnapshot) Release() {}
 
-// StoreConfiguration makes raft hand configuration entries to the FSM too,
-// so the FSM's applied index covers every entry after the leader's barrier
-// (the read index waits on it).
+// StoreConfiguration is raft's hook for configuration entries on the
+// non-batching path; with ApplyBatch they arrive through Apply instead.
+// Either way the FSM's applied index covers every entry after the leader's
+// barrier (the read index waits on it).
 func (r raftFSM) StoreConfiguration(index uint64, _ raft.Configuration) { r.f.Skip(index) }
 
 var _ raft.ConfigurationStore = raftFSM{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,6 +17,14 @@ import (
 // appended; an *apiError with code outcome_unknown means the entry may
 // still commit.
 func (n *Node) apply(ctx context.Context, typ string, payload any) (fsm.Result, error) {
+	// Every member speaks the base protocol, so only newer types pay for
+	// the configuration lookup.
+	if need := fsm.ProtocolOf(typ); need > 1 {
+		if have := n.clusterProtocol(); need > have {
+			return fsm.Result{}, errorf(http.StatusServiceUnavailable, "upgrade_in_progress",
+				"%s needs command protocol %d but a member speaks only %d: finish upgrading every member first", typ, need, have)
+		}
+	}
 	data, err := fsm.Encode(typ, payload)
 	if err != nil {
 		return fsm.Result{}, err
@@ -47,4 +56,23 @@ func (n *Node) apply(ctx context.Context, typ string, payload any) (fsm.Result, 
 		n.log.Warn("write outcome unknown", "command", typ, "error", err)
 		return fsm.Result{}, outcomeUnknown(err)
 	}
+}
+
+// clusterProtocol is the lowest command protocol among the voters, as the
+// replicated directory records them (a member not recorded yet, or recorded
+// before protocols existed, counts as 1).
+func (n *Node) clusterProtocol() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 1
+	}
+	lowest := fsm.Protocol
+	for _, s := range f.Configuration().Servers {
+		p := 1
+		if m, ok := n.fsm.Member(string(s.ID)); ok && m.Protocol > 0 {
+			p = m.Protocol
+		}
+		lowest = min(lowest, p)
+	}
+	return lowest
 }

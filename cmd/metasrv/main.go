@@ -202,7 +202,7 @@ Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
 			env = ""
 		}
 		def := ""
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
 			def = fmt.Sprintf(" (default %s)", f.DefValue)
 		}
 		fmt.Fprintf(out, "  --%s\n        %s%s%s\n", f.Name, f.Usage, def, env)

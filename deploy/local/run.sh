@@ -18,7 +18,7 @@ stop() {
   echo "stopped. Data is kept in $data (make clean-data removes it)."
   exit 0
 }
-trap stop INT TERM
+trap stop INT TERM HUP
 
 for i in 1 2 3; do
   base=$(( 2902 + i * 100 ))
