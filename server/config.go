@@ -163,7 +163,7 @@ func (c *Config) setDefaults() {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
 	}
 	if c.SnapshotRetain == 0 {
-		c.SnapshotRetain = DefaultSnapshotRetain
+		c.SnapshotRetain = DefaultSnapshotRetain // the flag rejects 0 before this
 	}
 	if c.Version == "" {
 		c.Version = "dev"

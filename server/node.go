@@ -34,6 +34,10 @@ type Node struct {
 
 	httpSrv *http.Server
 	httpLn  net.Listener
+	// newConns are accepted connections that have not sent a request yet;
+	// Shutdown would wait up to 5 s for them, so close closes them itself.
+	connMu   sync.Mutex
+	newConns map[net.Conn]bool
 
 	// leaderReady is true while this node is leader and its leadership
 	// barrier has completed: only then may it serve linearizable reads.
@@ -105,6 +109,7 @@ func New(cfg Config) (*Node, error) {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          n.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnState:         n.trackConn,
 	}
 	return n, nil
 }
@@ -200,6 +205,7 @@ func (n *Node) close(ctx context.Context) error {
 			n.log.Warn("leadership transfer failed; shutting down anyway", "error", err)
 		}
 	}
+	n.closeNewConns()
 	hctx, hcancel := context.WithTimeout(ctx, 3*time.Second)
 	if err := n.httpSrv.Shutdown(hctx); err != nil {
 		n.httpSrv.Close()
@@ -255,5 +261,26 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (n *Node) trackConn(c net.Conn, st http.ConnState) {
+	n.connMu.Lock()
+	defer n.connMu.Unlock()
+	if n.newConns == nil {
+		n.newConns = map[net.Conn]bool{}
+	}
+	if st == http.StateNew {
+		n.newConns[c] = true
+	} else {
+		delete(n.newConns, c)
+	}
+}
+
+func (n *Node) closeNewConns() {
+	n.connMu.Lock()
+	defer n.connMu.Unlock()
+	for c := range n.newConns {
+		c.Close()
 	}
 }

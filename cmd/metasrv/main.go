@@ -151,6 +151,9 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	if o.version {
 		return cfg, o, nil
 	}
+	if cfg.SnapshotRetain < 1 {
+		return cfg, o, fmt.Errorf("--snapshot-retain %d: must be at least 1", cfg.SnapshotRetain)
+	}
 	switch strings.ToLower(o.logLevel) {
 	case "trace", "debug", "info", "warn", "error":
 	default:
