@@ -9,7 +9,7 @@ COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 COMPOSE_FILE := deploy/compose/docker-compose.yml
 COMPOSE_PROJECT ?= metasrv
 
-.PHONY: all build build-linux image up down run test test-short lint bench clean clean-data
+.PHONY: all build build-linux image up down chaos run test test-short lint bench clean clean-data
 
 all: build
 
@@ -35,6 +35,12 @@ up: image
 ## down: stop the containers and remove their network and volumes
 down:
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans
+
+## chaos: the chaos suite on a Compose cluster of its own (project metasrv-chaos, ports 23002/23102/23202
+## and 24001-24003 on 127.0.0.1): kills, freezes, partitions, rolling restarts; porcupine-checked.
+## CHAOS_FLAGS="-run partition" picks scenarios. Prints SKIPPED without a Docker Engine.
+chaos: image
+	$(GO) run ./deploy/chaos $(CHAOS_FLAGS)
 
 ## run: a local 3-node cluster on loopback in the foreground (Ctrl-C stops it)
 run: build

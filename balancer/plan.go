@@ -104,7 +104,9 @@ func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
 	switch {
 	case len(p.Moves) > 0:
 		p.Reason = fmt.Sprintf("spread %d exceeds tolerance %d", p.SpreadBefore, cfg.Tolerance)
-	case p.SpreadBefore <= cfg.Tolerance:
+	case p.SpreadBefore <= max(cfg.Tolerance, 1):
+		// A spread of one can never shrink (a move would only swap which
+		// datanode has the extra region), whatever the tolerance.
 		p.Reason = "balanced"
 	default:
 		p.Reason = "unbalanced, but no region can move now (in flight, cooling down, or per-datanode caps)"

@@ -62,9 +62,13 @@ func (d *Detector) add(ms float64) {
 	d.sq += ms * ms
 }
 
-// Heartbeat records a heartbeat that arrived at now.
+// Heartbeat records a heartbeat that arrived at now. As in Akka and
+// GreptimeDB, the interval enters the history only if the datanode still
+// counted as available: the gap of an outage would inflate the mean and
+// std-dev and hide the next failure for a long time.
 func (d *Detector) Heartbeat(now time.Time) {
-	if iv := now.Sub(d.last); iv > 0 {
+	available := d.cfg.Threshold <= 0 || d.Phi(now) < d.cfg.Threshold
+	if iv := now.Sub(d.last); iv > 0 && available {
 		d.add(float64(iv) / float64(time.Millisecond))
 	}
 	if now.After(d.last) {
@@ -89,11 +93,17 @@ func (d *Detector) Phi(now time.Time) float64 {
 
 // Phi is Akka's logistic approximation of -log10(1 - CDF(elapsed)) for a
 // normal distribution of heartbeat intervals with the given mean and std.
+//
+// Past the mean it is computed in log space, -log10(e/(1+e)) =
+// (z + ln(1+e)) / ln 10 with e = exp(-z): the same value, but finite where
+// e underflows (a few seconds after a datanode died), because an infinite
+// phi cannot be encoded in the failover command or shown as JSON.
 func Phi(elapsed, mean, std float64) float64 {
 	y := (elapsed - mean) / std
-	e := math.Exp(-y * (1.5976 + 0.070566*y*y))
+	z := y * (1.5976 + 0.070566*y*y)
+	e := math.Exp(-z)
 	if elapsed > mean {
-		return -math.Log10(e / (1 + e))
+		return (z + math.Log1p(e)) / math.Ln10
 	}
 	return -math.Log10(1 - 1/(1+e))
 }

@@ -98,6 +98,13 @@ func (a *agent) run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat failed", "error", err)
 		}
+		// The answer may have set a new interval (the leader's
+		// --heartbeat-interval): keep to it from this round on, or a
+		// leader asking for beats faster than the 3 s default would see
+		// a fresh datanode miss its second beat and declare it failed.
+		a.mu.Lock()
+		interval = a.interval
+		a.mu.Unlock()
 		wait := time.Until(sent.Add(interval))
 		if err != nil {
 			wait = min(wait, interval/4) // retry sooner, never later than the interval

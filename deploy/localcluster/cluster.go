@@ -27,6 +27,9 @@ import (
 const (
 	RPCPort  = 17002
 	RaftPort = 17003
+	// DatanodePort is the HTTP port of every datanode, each on its own
+	// loopback host of the cluster's prefix (127.a.b.101, .102, ...).
+	DatanodePort = 17004
 )
 
 // Options configures a cluster.
@@ -36,8 +39,16 @@ type Options struct {
 	Dir   string // data and logs go under it
 	// Args are extra flags for every node (e.g. short raft timeouts).
 	Args []string
-	// Env is extra environment for every node.
+	// Env is extra environment for every node (and datanode).
 	Env []string
+
+	// DatanodeBin is the datanode binary; needed only for datanodes.
+	DatanodeBin string
+	// Datanodes is how many datanodes (ids 1..N) Start launches after the
+	// metasrv nodes; 0 for none. More can be added with AddDatanode.
+	Datanodes int
+	// DatanodeArgs are extra flags for every datanode.
+	DatanodeArgs []string
 }
 
 // Cluster is a set of metasrv processes.
@@ -46,6 +57,7 @@ type Cluster struct {
 	prefix [3]byte // 127.a.b.x
 	mu     sync.Mutex
 	nodes  []*Node
+	dns    []*Datanode
 	Client *http.Client
 }
 
@@ -90,6 +102,12 @@ func Start(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	for i := 0; i < opts.Datanodes; i++ {
+		if err := c.AddDatanode().Start(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -107,6 +125,14 @@ func (c *Cluster) pickPrefix() error {
 				}
 				ln.Close()
 			}
+		}
+		for i := 1; i <= c.opts.Datanodes+1 && ok; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", c.datanodeHost(i), DatanodePort))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
 		}
 		if ok {
 			return nil
@@ -177,8 +203,12 @@ func (c *Cluster) Running() []*Node {
 	return out
 }
 
-// Close kills every process (SIGCONT first, in case one is paused).
+// Close kills every process, datanodes first (SIGCONT first, in case one
+// is paused).
 func (c *Cluster) Close() {
+	for _, d := range c.Datanodes() {
+		d.Kill()
+	}
 	for _, n := range c.Nodes() {
 		n.Kill()
 	}
@@ -398,10 +428,15 @@ func Eventually(timeout time.Duration, cond func() error) error {
 	}
 }
 
-// Logs returns the tail of every node's log (for failure reports).
+// Logs returns the tail of every node's and datanode's log (for failure
+// reports).
 func (c *Cluster) Logs(maxBytes int) string {
 	var b strings.Builder
-	for _, n := range c.Nodes() {
+	procs := c.Nodes()
+	for _, d := range c.Datanodes() {
+		procs = append(procs, d.proc)
+	}
+	for _, n := range procs {
 		data, err := os.ReadFile(n.LogPath)
 		if err != nil {
 			continue
