@@ -38,9 +38,12 @@ type RegionStat struct {
 
 // Heartbeat is one heartbeat as received by the leader.
 type Heartbeat struct {
-	ID          uint64       `json:"id"`
-	Addr        string       `json:"addr"`
-	StartTimeMs int64        `json:"start_time_ms"`
+	ID          uint64 `json:"id"`
+	Addr        string `json:"addr"`
+	StartTimeMs int64  `json:"start_time_ms"`
+	// Seq increases with every heartbeat of one datanode process; a late,
+	// older heartbeat (its sender already gave up on it) is ignored.
+	Seq         uint64       `json:"seq"`
 	Regions     []uint64     `json:"regions"`
 	RegionStats []RegionStat `json:"region_stats"`
 	Received    time.Time    `json:"-"`
@@ -103,6 +106,12 @@ func (m *Monitor) Observe(hb Heartbeat) time.Time {
 	now := m.now()
 	hb.Received = now
 	t, ok := m.nodes[hb.ID]
+	if ok && len(t.history) > 0 {
+		last := t.history[len(t.history)-1]
+		if hb.StartTimeMs == last.StartTimeMs && hb.Seq != 0 && hb.Seq <= last.Seq {
+			return t.leaseUntil
+		}
+	}
 	if !ok {
 		t = &tracked{det: NewDetector(m.cfg.Detector, now)}
 		m.nodes[hb.ID] = t

@@ -35,6 +35,7 @@ type agent struct {
 	log    hclog.Logger
 	client *http.Client
 	start  time.Time
+	seq    uint64
 
 	mu         sync.Mutex
 	open       map[uint64]bool
@@ -123,6 +124,7 @@ type heartbeatRequest struct {
 	ID          uint64   `json:"id"`
 	Addr        string   `json:"addr"`
 	StartTimeMs int64    `json:"start_time_ms"`
+	Seq         uint64   `json:"seq"`
 	Regions     []uint64 `json:"regions"`
 }
 
@@ -144,7 +146,8 @@ type notLeaderBody struct {
 // heartbeat sends one heartbeat: to the known leader first, then to every
 // configured metasrv; a "not leader" answer with a hint is followed at once.
 func (a *agent) heartbeat(ctx context.Context, sent time.Time, interval time.Duration) error {
-	body, _ := json.Marshal(heartbeatRequest{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Regions: a.openRegions()})
+	a.seq++ // only the run loop sends heartbeats
+	body, _ := json.Marshal(heartbeatRequest{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Seq: a.seq, Regions: a.openRegions()})
 	perTry := max(interval/3, 100*time.Millisecond)
 	a.mu.Lock()
 	targets := []string{}
