@@ -65,6 +65,15 @@ type Status struct {
 	MovesDone     uint64     `json:"moves_done"`
 	MovesRejected uint64     `json:"moves_rejected"`
 	Spread        int        `json:"spread"`
+	// Draining lists the datanodes being drained and the regions each
+	// still holds (drain progress).
+	Draining []DrainProgress `json:"draining"`
+}
+
+// DrainProgress is one draining datanode's regions left.
+type DrainProgress struct {
+	ID          uint64 `json:"id"`
+	RegionsLeft int    `json:"regions_left"`
 }
 
 // Runner is the leader-only balancer and drain loop.
@@ -264,10 +273,24 @@ func leastLoaded(ns []*Node) *Node {
 // Status returns the runner's status; paused is refreshed from the
 // current state.
 func (r *Runner) Status() Status {
-	_, _, paused := r.snapshot()
+	nodes, _, paused := r.snapshot()
+	draining := []DrainProgress{}
+	for _, d := range r.cluster.Datanodes() {
+		if d.AdminState != fsm.AdminDraining {
+			continue
+		}
+		left := 0
+		for _, n := range nodes {
+			if n.ID == d.ID {
+				left = len(n.Regions)
+			}
+		}
+		draining = append(draining, DrainProgress{ID: d.ID, RegionsLeft: left})
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.st
 	st.Paused, st.PausedReason = paused != "", paused
+	st.Draining = draining
 	return st
 }
