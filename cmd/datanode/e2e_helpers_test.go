@@ -1,0 +1,657 @@
+package main
+
+// Helpers for the end-to-end failover tests: three real metasrv processes
+// and real datanode processes (built once in TestMain) on random loopback
+// addresses through deploy/localcluster, driven over HTTP like curl would.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metasrv/metasrv/deploy/localcluster"
+)
+
+// The binaries under test, built once by TestMain (not under -short).
+var metasrvBin, datanodeBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "datanode-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err := localcluster.Build(dir, "./cmd/metasrv", "./cmd/datanode")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	metasrvBin, datanodeBin = bins[0], bins[1]
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Short failover timings given to every metasrv node. The region lease is
+// then 3 × 500 ms + 1 s = 2.5 s and the leader's lease margin 250 ms; a
+// datanode heartbeating regularly looks failed ≈ 2.0 s after its last
+// heartbeat, one a new leader only seeded ≈ 2.15 s after the seed.
+const (
+	hbInterval  = 500 * time.Millisecond
+	failTick    = 200 * time.Millisecond
+	regionLease = 3*hbInterval + time.Second
+	leaseMargin = hbInterval / 2
+	// failoverBound is how long after a kill the regions must be committed
+	// elsewhere: the lease plus its margin (which outlast the ≈ 2.0 s
+	// detection window here), a few ticks, and slack for a busy machine.
+	failoverBound = regionLease + leaseMargin + 5*failTick + 3*time.Second
+)
+
+var fastArgs = []string{
+	"--heartbeat-interval", hbInterval.String(),
+	"--acceptable-heartbeat-pause", "1s",
+	"--first-heartbeat-estimate", "500ms",
+	"--failover-tick", failTick.String(),
+	// The balancer would move regions onto a returning datanode on its own
+	// schedule; these tests watch failover alone.
+	"--balancer-interval", "0",
+}
+
+// Generous bounds for waiting on observable state (busy 2-core machine).
+const (
+	waitLong = 30 * time.Second
+	logTail  = 16 << 10
+)
+
+func skipIfShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test with real processes; skipped with -short")
+	}
+}
+
+// ecluster is a localcluster.Cluster with datanodes, bound to one test.
+type ecluster struct {
+	*localcluster.Cluster
+	t      *testing.T
+	client *http.Client
+
+	mu     sync.Mutex
+	paused map[string]bool // metasrv nodes under SIGSTOP
+}
+
+// startCluster starts three metasrv nodes (with fastArgs, then extra) and
+// n datanodes, waits for a leader and for every datanode to be alive, and
+// creates table "t" with regions regions spread over them, served by their
+// owners. Every process is killed when the test ends; the logs are printed
+// if it failed.
+func startCluster(t *testing.T, datanodes, regions int, extra ...string) *ecluster {
+	t.Helper()
+	skipIfShort(t)
+	lc, err := localcluster.Start(localcluster.Options{Bin: metasrvBin, DatanodeBin: datanodeBin, Dir: t.TempDir(),
+		Args: append(slices.Clone(fastArgs), extra...), Datanodes: datanodes})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	c := &ecluster{Cluster: lc, t: t, client: &http.Client{Timeout: 10 * time.Second}, paused: map[string]bool{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs (last %d bytes each):\n%s", logTail, lc.Logs(logTail))
+		}
+		lc.Close()
+	})
+	c.leader()
+	var ids []uint64
+	for _, d := range c.Datanodes() {
+		ids = append(ids, d.ID)
+	}
+	c.waitStatus("alive", ids...)
+	if regions > 0 {
+		r := c.post("/admin/tables", fmt.Sprintf(`{"name":"t","regions":%d}`, regions))
+		if r.code != http.StatusCreated {
+			t.Fatalf("create table: %s", r)
+		}
+		c.waitServing(c.Datanodes()...)
+	}
+	return c
+}
+
+// reply is one HTTP answer.
+type reply struct {
+	code int
+	hdr  http.Header
+	body []byte
+}
+
+func (r reply) String() string { return fmt.Sprintf("%d %s", r.code, bytes.TrimSpace(r.body)) }
+
+func (c *ecluster) do(method, url, body string) (reply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.client.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return reply{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return reply{code: resp.StatusCode, hdr: resp.Header, body: b}, err
+}
+
+// live returns the metasrv nodes that run and are not paused.
+func (c *ecluster) live() []*localcluster.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*localcluster.Node
+	for _, n := range c.Running() {
+		if !c.paused[n.ID] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// api sends a request to the first live metasrv node that answers with
+// anything but 503 (followers forward to the leader).
+func (c *ecluster) api(method, path, body string) (reply, error) {
+	var last error = fmt.Errorf("no live metasrv node")
+	for _, n := range c.live() {
+		r, err := c.do(method, n.URL(path), body)
+		if err != nil {
+			last = fmt.Errorf("%s: %v", n.ID, err)
+			continue
+		}
+		if r.code == http.StatusServiceUnavailable {
+			last = fmt.Errorf("%s %s %s: %s", n.ID, method, path, r)
+			continue
+		}
+		return r, nil
+	}
+	return reply{}, last
+}
+
+// post sends a write and fails the test on a transport error; it retries
+// while no leader answers (503), which applies nothing.
+func (c *ecluster) post(path, body string) reply {
+	c.t.Helper()
+	var r reply
+	err := localcluster.Eventually(waitLong, func() error {
+		var err error
+		r, err = c.api(http.MethodPost, path, body)
+		return err
+	})
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	return r
+}
+
+// getJSON reads path through a live node into v; non-200 is an error.
+func (c *ecluster) getJSON(path string, v any) error {
+	r, err := c.api(http.MethodGet, path, "")
+	if err != nil {
+		return err
+	}
+	if r.code != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, r)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		return fmt.Errorf("GET %s: %v: %s", path, err, r.body)
+	}
+	return nil
+}
+
+// eventually waits for cond on observable state and fails the test on
+// timeout.
+func (c *ecluster) eventually(what string, timeout time.Duration, cond func() error) {
+	c.t.Helper()
+	if err := localcluster.Eventually(timeout, cond); err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// leader waits for an agreed leader among the live nodes that has
+// finished its leadership barrier (/admin/ready).
+func (c *ecluster) leader() *localcluster.Node {
+	c.t.Helper()
+	var l *localcluster.Node
+	c.eventually("leader ready", waitLong, func() error {
+		var err error
+		l, err = c.WaitLeader(5*time.Second, c.live()...)
+		if err != nil {
+			return err
+		}
+		r, err := c.do(http.MethodGet, l.URL("/admin/ready"), "")
+		if err != nil {
+			return err
+		}
+		if r.code != http.StatusOK {
+			return fmt.Errorf("%s /admin/ready: %s", l.ID, r)
+		}
+		return nil
+	})
+	return l
+}
+
+// pauseAll / resumeAll freeze and thaw every metasrv process.
+func (c *ecluster) pauseAll() {
+	c.t.Helper()
+	for _, n := range c.Running() {
+		if err := n.Pause(); err != nil {
+			c.t.Fatalf("pause %s: %v", n.ID, err)
+		}
+		c.mu.Lock()
+		c.paused[n.ID] = true
+		c.mu.Unlock()
+	}
+}
+
+func (c *ecluster) resumeAll() {
+	c.t.Helper()
+	for _, n := range c.Running() {
+		if err := n.Resume(); err != nil {
+			c.t.Fatalf("resume %s: %v", n.ID, err)
+		}
+		c.mu.Lock()
+		delete(c.paused, n.ID)
+		c.mu.Unlock()
+	}
+}
+
+// route is one entry of GET /admin/regions.
+type route struct {
+	ID       uint64 `json:"id"`
+	Table    string `json:"table"`
+	Datanode uint64 `json:"datanode"`
+	Version  uint64 `json:"version"`
+	InFlight bool   `json:"in_flight"`
+}
+
+func (c *ecluster) routes() ([]route, error) {
+	var rs []route
+	err := c.getJSON("/admin/regions", &rs)
+	return rs, err
+}
+
+func (c *ecluster) mustRoutes() []route {
+	c.t.Helper()
+	var rs []route
+	c.eventually("read routes", waitLong, func() error {
+		var err error
+		rs, err = c.routes()
+		return err
+	})
+	return rs
+}
+
+// ownedBy returns the region ids datanode dn owns in rs, ascending.
+func ownedBy(rs []route, dn uint64) []uint64 {
+	out := []uint64{}
+	for _, r := range rs {
+		if r.Datanode == dn {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
+func owners(rs []route) map[uint64]uint64 {
+	out := map[uint64]uint64{}
+	for _, r := range rs {
+		out[r.ID] = r.Datanode
+	}
+	return out
+}
+
+// dnView is one entry of GET /admin/datanodes.
+type dnView struct {
+	ID                    uint64  `json:"id"`
+	Addr                  string  `json:"addr"`
+	Status                string  `json:"status"`
+	Phi                   float64 `json:"phi"`
+	SecondsSinceHeartbeat float64 `json:"seconds_since_heartbeat"`
+	Regions               int     `json:"regions"`
+	AdminState            string  `json:"admin_state"`
+	LeaseExpired          bool    `json:"lease_expired"`
+	FailoverDeferred      bool    `json:"failover_deferred"`
+	FailoverBraked        bool    `json:"failover_braked"`
+}
+
+func (c *ecluster) datanodeViews() (map[uint64]dnView, error) {
+	var vs []dnView
+	if err := c.getJSON("/admin/datanodes", &vs); err != nil {
+		return nil, err
+	}
+	out := map[uint64]dnView{}
+	for _, v := range vs {
+		out[v.ID] = v
+	}
+	return out, nil
+}
+
+// waitStatus waits until the leader shows every id with status.
+func (c *ecluster) waitStatus(status string, ids ...uint64) {
+	c.t.Helper()
+	c.eventually(fmt.Sprintf("datanodes %v %s", ids, status), waitLong, func() error {
+		vs, err := c.datanodeViews()
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if v, ok := vs[id]; !ok || v.Status != status {
+				return fmt.Errorf("datanode %d: %+v (registered %t), want %s", id, v, ok, status)
+			}
+		}
+		return nil
+	})
+}
+
+// waitFailedAnd waits until the leader shows dn failed with an expired
+// lease and the given deferred/braked flags.
+func (c *ecluster) waitFailedAnd(dn uint64, deferred, braked bool) dnView {
+	c.t.Helper()
+	var v dnView
+	c.eventually(fmt.Sprintf("datanode %d failed (deferred=%t braked=%t)", dn, deferred, braked), waitLong, func() error {
+		vs, err := c.datanodeViews()
+		if err != nil {
+			return err
+		}
+		v = vs[dn]
+		if v.Status != "failed" || !v.LeaseExpired || v.FailoverDeferred != deferred || v.FailoverBraked != braked {
+			return fmt.Errorf("datanode %d: %+v", dn, v)
+		}
+		return nil
+	})
+	return v
+}
+
+// served asks a datanode which regions it serves (GET /regions).
+func (c *ecluster) served(d *localcluster.Datanode) ([]uint64, error) {
+	ids, err := c.Regions(d)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// agree checks that each given datanode serves exactly the regions the
+// routes give it, and that every region is owned by one of them.
+func (c *ecluster) agree(dns ...*localcluster.Datanode) error {
+	return c.agreeCover(true, dns...)
+}
+
+func (c *ecluster) agreeCover(cover bool, dns ...*localcluster.Datanode) error {
+	rs, err := c.routes()
+	if err != nil {
+		return err
+	}
+	covered := map[uint64]bool{}
+	for _, d := range dns {
+		want := ownedBy(rs, d.ID)
+		got, err := c.served(d)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("dn%d serves %v, routes give it %v", d.ID, got, want)
+		}
+		for _, id := range want {
+			covered[id] = true
+		}
+	}
+	for _, r := range rs {
+		if cover && !covered[r.ID] {
+			return fmt.Errorf("region %d is owned by datanode %d, not one of the live ones", r.ID, r.Datanode)
+		}
+	}
+	return nil
+}
+
+// waitServing waits until the given datanodes serve exactly their routes
+// and cover every region.
+func (c *ecluster) waitServing(dns ...*localcluster.Datanode) {
+	c.t.Helper()
+	c.eventually("datanodes serve their routes", waitLong, func() error { return c.agree(dns...) })
+}
+
+// waitOwnServed waits until the given datanodes serve exactly their routes
+// (other datanodes may own regions too).
+func (c *ecluster) waitOwnServed(dns ...*localcluster.Datanode) {
+	c.t.Helper()
+	c.eventually("datanodes serve their routes", waitLong, func() error { return c.agreeCover(false, dns...) })
+}
+
+func jsonInto(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// others returns every datanode but the given ids.
+func (c *ecluster) others(ids ...uint64) []*localcluster.Datanode {
+	skip := map[uint64]bool{}
+	for _, id := range ids {
+		skip[id] = true
+	}
+	var out []*localcluster.Datanode
+	for _, d := range c.Datanodes() {
+		if !skip[d.ID] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// event is one entry of GET /admin/events.
+type event struct {
+	Index  uint64            `json:"index"`
+	Time   time.Time         `json:"time"`
+	Type   string            `json:"type"`
+	By     string            `json:"by"`
+	Reason string            `json:"reason"`
+	Fields map[string]string `json:"fields"`
+}
+
+func (c *ecluster) events(since uint64) ([]event, error) {
+	var page struct {
+		Events []event `json:"events"`
+	}
+	err := c.getJSON(fmt.Sprintf("/admin/events?since=%d&limit=10000", since), &page)
+	return page.Events, err
+}
+
+// lastEventIndex is the index of the newest event (0 if none).
+func (c *ecluster) lastEventIndex() uint64 {
+	c.t.Helper()
+	var last uint64
+	c.eventually("read events", waitLong, func() error {
+		evs, err := c.events(0)
+		if err != nil {
+			return err
+		}
+		last = 0
+		for _, e := range evs {
+			last = max(last, e.Index)
+		}
+		return nil
+	})
+	return last
+}
+
+// moves returns the region_moved events after since, optionally only those
+// from datanode from (0: any).
+func (c *ecluster) moves(since, from uint64) []event {
+	c.t.Helper()
+	var out []event
+	c.eventually("read events", waitLong, func() error {
+		evs, err := c.events(since)
+		if err != nil {
+			return err
+		}
+		out = nil
+		for _, e := range evs {
+			if e.Type == "region_moved" && (from == 0 || e.Fields["from"] == strconv.FormatUint(from, 10)) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// metric reads one unlabelled sample from node n's /metrics.
+func (c *ecluster) metric(n *localcluster.Node, name string) (float64, error) {
+	r, err := c.do(http.MethodGet, n.URL("/metrics"), "")
+	if err != nil {
+		return 0, err
+	}
+	if r.code != http.StatusOK {
+		return 0, fmt.Errorf("%s /metrics: %s", n.ID, r)
+	}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s /metrics has no %s", n.ID, name)
+}
+
+func (c *ecluster) mustMetric(n *localcluster.Node, name string) float64 {
+	c.t.Helper()
+	var v float64
+	c.eventually("read "+name, waitLong, func() error {
+		var err error
+		v, err = c.metric(n, name)
+		return err
+	})
+	return v
+}
+
+// waitTicks waits until the leader's failover loop has ticked at least
+// ticks more times, checking hold (what must stay true meanwhile) at
+// every poll and once more at the end.
+func (c *ecluster) waitTicks(leader *localcluster.Node, ticks int, hold func() error) {
+	c.t.Helper()
+	start := c.mustMetric(leader, "metasrv_failover_ticks_total")
+	c.eventually(fmt.Sprintf("%d failover ticks on %s", ticks, leader.ID), waitLong, func() error {
+		if err := hold(); err != nil {
+			c.t.Fatalf("while waiting for failover ticks: %v", err)
+		}
+		v, err := c.metric(leader, "metasrv_failover_ticks_total")
+		if err != nil {
+			return err
+		}
+		if v < start+float64(ticks) {
+			return fmt.Errorf("%s: %v failover ticks, want %v", leader.ID, v, start+float64(ticks))
+		}
+		return nil
+	})
+	if err := hold(); err != nil {
+		c.t.Fatalf("after %d failover ticks: %v", ticks, err)
+	}
+}
+
+// unchanged returns a check that the routes still equal before.
+func (c *ecluster) unchanged(before []route) func() error {
+	want := owners(before)
+	return func() error {
+		rs, err := c.routes()
+		if err != nil {
+			return err
+		}
+		if got := owners(rs); !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("routes changed: %v, were %v", got, want)
+		}
+		return nil
+	}
+}
+
+// lastHeartbeat is when the leader last heard from datanode d (its
+// /admin/heartbeat history), to the millisecond.
+func (c *ecluster) lastHeartbeat(d *localcluster.Datanode) (time.Time, int64) {
+	c.t.Helper()
+	var last time.Time
+	var epoch int64
+	c.eventually(fmt.Sprintf("dn%d heartbeat history", d.ID), waitLong, func() error {
+		var hist [][]struct {
+			TimestampMillis int64 `json:"timestamp_millis"`
+			ID              uint64
+			NodeEpoch       int64 `json:"node_epoch"`
+		}
+		if err := c.getJSON("/admin/heartbeat?addr="+d.Addr, &hist); err != nil {
+			return err
+		}
+		if len(hist) != 1 || len(hist[0]) == 0 {
+			return fmt.Errorf("dn%d: heartbeat history %v", d.ID, hist)
+		}
+		hb := hist[0][len(hist[0])-1]
+		last, epoch = time.UnixMilli(hb.TimestampMillis), hb.NodeEpoch
+		return nil
+	})
+	return last, epoch
+}
+
+// persisted reads the region set a datanode keeps in its data dir.
+func persisted(t *testing.T, d *localcluster.Datanode) []uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.DataDir, "regions.json"))
+	if os.IsNotExist(err) {
+		return []uint64{}
+	}
+	if err != nil {
+		t.Fatalf("dn%d regions.json: %v", d.ID, err)
+	}
+	var ids []uint64
+	if err := json.Unmarshal(b, &ids); err != nil {
+		t.Fatalf("dn%d regions.json %q: %v", d.ID, b, err)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+func intersect(a, b []uint64) []uint64 {
+	in := map[uint64]bool{}
+	for _, x := range a {
+		in[x] = true
+	}
+	var out []uint64
+	for _, x := range b {
+		if in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// percentile returns the p-th percentile (nearest rank) of ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p/100*float64(len(s))+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
