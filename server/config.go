@@ -85,8 +85,21 @@ type Config struct {
 	LeaderWorkers []LeaderWorker
 }
 
-// Defaults. The raft timeouts are tuned for a LAN and justified by the
-// failover measurement in docs/benchmarks.md.
+// Defaults. The raft timeouts (heartbeat = election = leader lease =
+// 300ms) are tuned for a LAN and justified by `make bench`
+// (docs/benchmarks.md; 2-core machine, 3 nodes and the load on it).
+// kill -9 of the leader → next acknowledged write, median (max) of 10
+// trials, in 1-3 runs each: 150ms 0.30-0.33 s (0.46 s), 200ms 0.47 s
+// (0.55 s), 300ms 0.66-0.74 s (0.87 s), 500ms 0.82-1.23 s (1.42 s),
+// hashicorp/raft's 1s/1s/500ms 1.7-2.2 s (2.9 s). Failover takes about
+// 2-2.5 heartbeat timeouts: the first follower to time out is refused by
+// the other, which still has a leader (pre-vote), until it times out too.
+// 60 s of writes at concurrency 64 on the leader caused no leader change at
+// 150, 200 or 300ms, but single writes stalled for up to 330 ms in those
+// runs, and a leader that stalls longer than the heartbeat timeout (CPU
+// throttling, VM steal) is deposed. 300ms is the largest value measured
+// whose every trial stays under the 1 s target, so it leaves the most room
+// for such stalls; 500ms misses it.
 const (
 	DefaultRPCAddr            = "127.0.0.1:3002"
 	DefaultRaftAddr           = "127.0.0.1:3003"
