@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/cmd/internal/cli"
 )
 
 var version = "dev"
@@ -46,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := applyEnv(fs); err != nil {
+	if err := cli.ApplyEnv(fs, "DATANODE_", "version"); err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
 		return 2
 	}
@@ -137,27 +139,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func applyEnv(fs *flag.FlagSet) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || f.Name == "version" {
-			return
-		}
-		name := "DATANODE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, e)
-			}
-		}
-	})
-	return err
-}
-
 func usage(out io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(out, "datanode: a datanode agent that heartbeats to metasrv and serves leased regions.\n\nUsage:\n  datanode --id N --metasrv ADDR[,ADDR...] [flags]\n  datanode health [--addr HOST:PORT]\n\nFlags (each also from the environment, e.g. --id as DATANODE_ID):\n")
 	fs.VisitAll(func(f *flag.Flag) {
-		fmt.Fprintf(out, "  --%s\n        %s (default %q) [DATANODE_%s]\n", f.Name, f.Usage, f.DefValue,
-			strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		fmt.Fprintf(out, "  --%s\n        %s (default %q) [%s]\n", f.Name, f.Usage, f.DefValue, cli.EnvName("DATANODE_", f.Name))
 	})
 }
 
@@ -165,18 +150,11 @@ func usage(out io.Writer, fs *flag.FlagSet) {
 func probe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("datanode health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	def := os.Getenv("DATANODE_ADDR")
-	if def == "" {
-		def = "127.0.0.1:4001"
-	}
-	addr := fs.String("addr", def, "datanode HTTP address")
+	addr := fs.String("addr", cli.EnvOr("DATANODE_ADDR", "127.0.0.1:4001"), "datanode HTTP address")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	host := *addr
-	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
-		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
-	}
+	host := cli.LocalAddr(*addr)
 	c := http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get("http://" + host + "/health")
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/metasrv/metasrv/cmd/internal/cli"
 	"github.com/metasrv/metasrv/server"
 )
 
@@ -135,7 +136,7 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {} // errors are reported in one line; --help prints usage below
 
-	if err := applyEnv(fs, "METASRV_"); err != nil {
+	if err := cli.ApplyEnv(fs, "METASRV_", "version"); err != nil {
 		return cfg, o, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -171,23 +172,6 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	return cfg, o, cfg.Validate()
 }
 
-// applyEnv sets every flag from METASRV_<FLAG_NAME> when that variable is set.
-func applyEnv(fs *flag.FlagSet, prefix string) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || f.Name == "version" {
-			return
-		}
-		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, e)
-			}
-		}
-	})
-	return err
-}
-
 func usage(out io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(out, `metasrv: a highly available control plane node (raft-replicated maintenance flag).
 
@@ -200,7 +184,7 @@ Usage:
 Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
 `)
 	fs.VisitAll(func(f *flag.Flag) {
-		env := " [METASRV_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")) + "]"
+		env := " [" + cli.EnvName("METASRV_", f.Name) + "]"
 		if f.Name == "version" {
 			env = ""
 		}
@@ -217,15 +201,12 @@ Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
 func probe(what string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("metasrv "+what, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
+	addr := fs.String("addr", cli.EnvOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
 	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	host := *addr
-	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
-		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
-	}
+	host := cli.LocalAddr(*addr)
 	c := http.Client{Timeout: *timeout}
 	resp, err := c.Get("http://" + host + "/admin/" + what)
 	if err != nil {
@@ -247,15 +228,12 @@ func probe(what string, args []string, stdout, stderr io.Writer) int {
 func stepDown(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("metasrv step-down", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
+	addr := fs.String("addr", cli.EnvOr("METASRV_RPC_ADDR", server.DefaultRPCAddr), "node's HTTP address")
 	token := fs.String("admin-token", os.Getenv("METASRV_ADMIN_TOKEN"), "admin token, if the cluster uses one")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	host := *addr
-	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
-		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
-	}
+	host := cli.LocalAddr(*addr)
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + host + "/admin/raft")
 	if err != nil {
@@ -287,11 +265,4 @@ func stepDown(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
