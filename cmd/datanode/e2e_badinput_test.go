@@ -15,13 +15,7 @@ import (
 func TestE2EBadInput(t *testing.T) {
 	c := startCluster(t, 3, 6)
 	leader := c.leader()
-	var follower *localcluster.Node
-	for _, n := range c.live() {
-		if n.ID != leader.ID {
-			follower = n
-			break
-		}
-	}
+	follower := localcluster.Followers(leader, c.Live())[0]
 	rs := c.mustRoutes()
 	r1 := ownedBy(rs, 1)[0]
 	mig := func(q string) string { return fmt.Sprintf("/admin/regions/%d/migrate%s", r1, q) }
@@ -110,35 +104,35 @@ func TestE2EBadInput(t *testing.T) {
 	since := c.lastEventIndex()
 	for _, n := range []*localcluster.Node{leader, follower} {
 		for _, tc := range cases {
-			rep, err := c.do(tc.method, n.URL(tc.path), tc.body)
+			rep, err := c.SendJSON(tc.method, n.URL(tc.path), tc.body)
 			if err != nil {
 				t.Errorf("%s %s %s %q: %v", n.ID, tc.method, tc.path, tc.body, err)
 				continue
 			}
 			var eb struct{ Error, Code string }
-			if rep.code != tc.want || json.Unmarshal(rep.body, &eb) != nil || eb.Error == "" || eb.Code == "" {
+			if rep.Code != tc.want || json.Unmarshal(rep.Body, &eb) != nil || eb.Error == "" || eb.Code == "" {
 				t.Errorf("%s %s %s %q: %s, want %d with a JSON {error, code}", n.ID, tc.method, tc.path, tc.body, rep, tc.want)
 			}
-			if rep.code == http.StatusMethodNotAllowed && rep.hdr.Get("Allow") == "" {
+			if rep.Code == http.StatusMethodNotAllowed && rep.Header.Get("Allow") == "" {
 				t.Errorf("%s %s %s: 405 without an Allow header", n.ID, tc.method, tc.path)
 			}
 		}
 	}
 
 	// A well-formed heartbeat to a follower: 503 not_leader naming the leader.
-	rep, err := c.do(http.MethodPost, follower.URL("/v1/heartbeat"), `{"id":77,"addr":"127.0.0.1:1"}`)
+	rep, err := c.SendJSON(http.MethodPost, follower.URL("/v1/heartbeat"), `{"id":77,"addr":"127.0.0.1:1"}`)
 	var nl struct {
 		Code          string `json:"code"`
 		LeaderRPCAddr string `json:"leader_rpc_addr"`
 	}
-	if err != nil || rep.code != http.StatusServiceUnavailable || json.Unmarshal(rep.body, &nl) != nil ||
+	if err != nil || rep.Code != http.StatusServiceUnavailable || json.Unmarshal(rep.Body, &nl) != nil ||
 		nl.Code != "not_leader" || nl.LeaderRPCAddr != leader.RPCAddr {
 		t.Errorf("heartbeat to follower %s: %s %v, want 503 not_leader with leader_rpc_addr %s", follower.ID, rep, err, leader.RPCAddr)
 	}
 
 	// A follower has no detector: its stale view shows every datanode unknown.
 	var vs []dnView
-	if rep, err := c.do(http.MethodGet, follower.URL("/admin/datanodes?stale"), ""); err != nil || rep.code != 200 || json.Unmarshal(rep.body, &vs) != nil {
+	if rep, err := c.SendJSON(http.MethodGet, follower.URL("/admin/datanodes?stale"), ""); err != nil || rep.Code != 200 || json.Unmarshal(rep.Body, &vs) != nil {
 		t.Errorf("follower stale /admin/datanodes: %s %v", rep, err)
 	}
 	for _, v := range vs {
@@ -167,7 +161,7 @@ func TestE2EBadInput(t *testing.T) {
 			NodeAddr        string `json:"node_addr"`
 		} `json:"lease"`
 	}
-	if err := c.getJSON("/admin/node-lease", &leases); err != nil || len(leases) != 3 {
+	if err := c.GetJSON("/admin/node-lease", &leases); err != nil || len(leases) != 3 {
 		t.Errorf("GET /admin/node-lease: %+v %v, want one lease per datanode", leases, err)
 	}
 	for _, l := range leases {
@@ -175,12 +169,12 @@ func TestE2EBadInput(t *testing.T) {
 			t.Errorf("node lease %+v does not match a datanode", l)
 		}
 	}
-	rep = c.post("/admin/tables", `{"name":"x","regions":3}`)
+	rep = c.PostJSON("/admin/tables", `{"name":"x","regions":3}`)
 	var created struct {
-		Name    string  `json:"name"`
-		Regions []route `json:"regions"`
+		Name    string               `json:"name"`
+		Regions []localcluster.Route `json:"regions"`
 	}
-	if rep.code != http.StatusCreated || json.Unmarshal(rep.body, &created) != nil || created.Name != "x" || len(created.Regions) != 3 {
+	if rep.Code != http.StatusCreated || json.Unmarshal(rep.Body, &created) != nil || created.Name != "x" || len(created.Regions) != 3 {
 		t.Fatalf("create table x: %s, want 201 with 3 routes", rep)
 	}
 	spread := map[uint64]bool{}
@@ -190,15 +184,15 @@ func TestE2EBadInput(t *testing.T) {
 	if len(spread) != 3 {
 		t.Errorf("table x placed on %v, want one region on each datanode (fewest first)", spread)
 	}
-	if rep = c.post("/admin/tables", `{"name":"x","regions":1}`); rep.code != http.StatusConflict {
+	if rep = c.PostJSON("/admin/tables", `{"name":"x","regions":1}`); rep.Code != http.StatusConflict {
 		t.Errorf("create x again: %s, want 409", rep)
 	}
 	c.waitServing(c.Datanodes()...)
-	if rep, err = c.api(http.MethodDelete, "/admin/tables/x", ""); err != nil || rep.code != http.StatusOK {
+	if rep, err = c.Call(http.MethodDelete, "/admin/tables/x", ""); err != nil || rep.Code != http.StatusOK {
 		t.Fatalf("drop x: %s %v", rep, err)
 	}
 	c.waitServing(c.Datanodes()...) // the datanodes closed x's regions
-	if rep, err = c.api(http.MethodDelete, "/admin/tables/x", ""); err != nil || rep.code != http.StatusNotFound {
+	if rep, err = c.Call(http.MethodDelete, "/admin/tables/x", ""); err != nil || rep.Code != http.StatusNotFound {
 		t.Errorf("drop x again: %s %v, want 404", rep, err)
 	}
 }
@@ -206,20 +200,20 @@ func TestE2EBadInput(t *testing.T) {
 // digest is the part of the state the bad requests could have changed.
 type digest struct {
 	Tables    []string
-	Routes    []route
+	Routes    []localcluster.Route
 	Datanodes []string
 }
 
 func (c *ecluster) stateDigest() digest {
-	c.t.Helper()
+	c.T.Helper()
 	var d digest
-	c.eventually("read state", waitLong, func() error {
+	c.Eventually("read state", func() error {
 		d = digest{}
 		var tables []struct {
 			Name    string   `json:"name"`
 			Regions []uint64 `json:"regions"`
 		}
-		if err := c.getJSON("/admin/tables", &tables); err != nil {
+		if err := c.GetJSON("/admin/tables", &tables); err != nil {
 			return err
 		}
 		for _, t := range tables {

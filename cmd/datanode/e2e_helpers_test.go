@@ -5,12 +5,8 @@ package main
 // addresses through deploy/localcluster, driven over HTTP like curl would.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,25 +25,7 @@ import (
 var metasrvBin, datanodeBin string
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "datanode-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := localcluster.Build(dir, "./cmd/metasrv", "./cmd/datanode")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	metasrvBin, datanodeBin = bins[0], bins[1]
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	localcluster.RunTests(m, []string{"./cmd/metasrv", "./cmd/datanode"}, &metasrvBin, &datanodeBin)
 }
 
 // Short failover timings given to every metasrv node. The region lease is
@@ -82,21 +59,9 @@ const (
 	logTail  = 16 << 10
 )
 
-func skipIfShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test with real processes; skipped with -short")
-	}
-}
-
 // ecluster is a localcluster.Cluster with datanodes, bound to one test.
 type ecluster struct {
-	*localcluster.Cluster
-	t      *testing.T
-	client *http.Client
-
-	mu     sync.Mutex
-	paused map[string]bool // metasrv nodes under SIGSTOP
+	*localcluster.TestCluster
 }
 
 // startCluster starts three metasrv nodes (with fastArgs, then extra) and
@@ -106,19 +71,11 @@ type ecluster struct {
 // if it failed.
 func startCluster(t *testing.T, datanodes, regions int, extra ...string) *ecluster {
 	t.Helper()
-	skipIfShort(t)
-	lc, err := localcluster.Start(localcluster.Options{Bin: metasrvBin, DatanodeBin: datanodeBin, Dir: t.TempDir(),
-		Args: append(slices.Clone(fastArgs), extra...), Datanodes: datanodes})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	c := &ecluster{Cluster: lc, t: t, client: &http.Client{Timeout: 10 * time.Second}, paused: map[string]bool{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("process logs (last %d bytes each):\n%s", logTail, lc.Logs(logTail))
-		}
-		lc.Close()
-	})
+	localcluster.SkipIfShort(t)
+	c := &ecluster{localcluster.StartTest(t, localcluster.TestOptions{
+		Options: localcluster.Options{Bin: metasrvBin, DatanodeBin: datanodeBin,
+			Args: append(slices.Clone(fastArgs), extra...), Datanodes: datanodes},
+		LogTail: logTail, Wait: waitLong, Timeout: 10 * time.Second})}
 	c.leader()
 	var ids []uint64
 	for _, d := range c.Datanodes() {
@@ -126,8 +83,8 @@ func startCluster(t *testing.T, datanodes, regions int, extra ...string) *eclust
 	}
 	c.waitStatus("alive", ids...)
 	if regions > 0 {
-		r := c.post("/admin/tables", fmt.Sprintf(`{"name":"t","regions":%d}`, regions))
-		if r.code != http.StatusCreated {
+		r := c.PostJSON("/admin/tables", fmt.Sprintf(`{"name":"t","regions":%d}`, regions))
+		if r.Code != http.StatusCreated {
 			t.Fatalf("create table: %s", r)
 		}
 		c.waitServing(c.Datanodes()...)
@@ -135,122 +92,22 @@ func startCluster(t *testing.T, datanodes, regions int, extra ...string) *eclust
 	return c
 }
 
-// reply is one HTTP answer.
-type reply struct {
-	code int
-	hdr  http.Header
-	body []byte
-}
-
-func (r reply) String() string { return fmt.Sprintf("%d %s", r.code, bytes.TrimSpace(r.body)) }
-
-func (c *ecluster) do(method, url, body string) (reply, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.client.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		return reply{}, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return reply{code: resp.StatusCode, hdr: resp.Header, body: b}, err
-}
-
-// live returns the metasrv nodes that run and are not paused.
-func (c *ecluster) live() []*localcluster.Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*localcluster.Node
-	for _, n := range c.Running() {
-		if !c.paused[n.ID] {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// api sends a request to the first live metasrv node that answers with
-// anything but 503 (followers forward to the leader).
-func (c *ecluster) api(method, path, body string) (reply, error) {
-	var last error = fmt.Errorf("no live metasrv node")
-	for _, n := range c.live() {
-		r, err := c.do(method, n.URL(path), body)
-		if err != nil {
-			last = fmt.Errorf("%s: %v", n.ID, err)
-			continue
-		}
-		if r.code == http.StatusServiceUnavailable {
-			last = fmt.Errorf("%s %s %s: %s", n.ID, method, path, r)
-			continue
-		}
-		return r, nil
-	}
-	return reply{}, last
-}
-
-// post sends a write and fails the test on a transport error; it retries
-// while no leader answers (503), which applies nothing.
-func (c *ecluster) post(path, body string) reply {
-	c.t.Helper()
-	var r reply
-	err := localcluster.Eventually(waitLong, func() error {
-		var err error
-		r, err = c.api(http.MethodPost, path, body)
-		return err
-	})
-	if err != nil {
-		c.t.Fatalf("POST %s: %v", path, err)
-	}
-	return r
-}
-
-// getJSON reads path through a live node into v; non-200 is an error.
-func (c *ecluster) getJSON(path string, v any) error {
-	r, err := c.api(http.MethodGet, path, "")
-	if err != nil {
-		return err
-	}
-	if r.code != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, r)
-	}
-	if err := json.Unmarshal(r.body, v); err != nil {
-		return fmt.Errorf("GET %s: %v: %s", path, err, r.body)
-	}
-	return nil
-}
-
-// eventually waits for cond on observable state and fails the test on
-// timeout.
-func (c *ecluster) eventually(what string, timeout time.Duration, cond func() error) {
-	c.t.Helper()
-	if err := localcluster.Eventually(timeout, cond); err != nil {
-		c.t.Fatalf("%s: %v", what, err)
-	}
-}
-
 // leader waits for an agreed leader among the live nodes that has
 // finished its leadership barrier (/admin/ready).
 func (c *ecluster) leader() *localcluster.Node {
-	c.t.Helper()
+	c.T.Helper()
 	var l *localcluster.Node
-	c.eventually("leader ready", waitLong, func() error {
+	c.Eventually("leader ready", func() error {
 		var err error
-		l, err = c.WaitLeader(5*time.Second, c.live()...)
+		l, err = c.WaitLeader(5*time.Second, c.Live()...)
 		if err != nil {
 			return err
 		}
-		r, err := c.do(http.MethodGet, l.URL("/admin/ready"), "")
+		r, err := c.SendJSON(http.MethodGet, l.URL("/admin/ready"), "")
 		if err != nil {
 			return err
 		}
-		if r.code != http.StatusOK {
+		if r.Code != http.StatusOK {
 			return fmt.Errorf("%s /admin/ready: %s", l.ID, r)
 		}
 		return nil
@@ -260,48 +117,30 @@ func (c *ecluster) leader() *localcluster.Node {
 
 // pauseAll / resumeAll freeze and thaw every metasrv process.
 func (c *ecluster) pauseAll() {
-	c.t.Helper()
+	c.T.Helper()
 	for _, n := range c.Running() {
-		if err := n.Pause(); err != nil {
-			c.t.Fatalf("pause %s: %v", n.ID, err)
-		}
-		c.mu.Lock()
-		c.paused[n.ID] = true
-		c.mu.Unlock()
+		c.Pause(n)
 	}
 }
 
 func (c *ecluster) resumeAll() {
-	c.t.Helper()
+	c.T.Helper()
 	for _, n := range c.Running() {
-		if err := n.Resume(); err != nil {
-			c.t.Fatalf("resume %s: %v", n.ID, err)
-		}
-		c.mu.Lock()
-		delete(c.paused, n.ID)
-		c.mu.Unlock()
+		c.Resume(n)
 	}
 }
 
-// route is one entry of GET /admin/regions.
-type route struct {
-	ID       uint64 `json:"id"`
-	Table    string `json:"table"`
-	Datanode uint64 `json:"datanode"`
-	Version  uint64 `json:"version"`
-	InFlight bool   `json:"in_flight"`
-}
-
-func (c *ecluster) routes() ([]route, error) {
-	var rs []route
-	err := c.getJSON("/admin/regions", &rs)
+// routes reads GET /admin/regions through a live node.
+func (c *ecluster) routes() ([]localcluster.Route, error) {
+	var rs []localcluster.Route
+	err := c.GetJSON("/admin/regions", &rs)
 	return rs, err
 }
 
-func (c *ecluster) mustRoutes() []route {
-	c.t.Helper()
-	var rs []route
-	c.eventually("read routes", waitLong, func() error {
+func (c *ecluster) mustRoutes() []localcluster.Route {
+	c.T.Helper()
+	var rs []localcluster.Route
+	c.Eventually("read routes", func() error {
 		var err error
 		rs, err = c.routes()
 		return err
@@ -310,7 +149,7 @@ func (c *ecluster) mustRoutes() []route {
 }
 
 // ownedBy returns the region ids datanode dn owns in rs, ascending.
-func ownedBy(rs []route, dn uint64) []uint64 {
+func ownedBy(rs []localcluster.Route, dn uint64) []uint64 {
 	out := []uint64{}
 	for _, r := range rs {
 		if r.Datanode == dn {
@@ -320,7 +159,7 @@ func ownedBy(rs []route, dn uint64) []uint64 {
 	return out
 }
 
-func owners(rs []route) map[uint64]uint64 {
+func owners(rs []localcluster.Route) map[uint64]uint64 {
 	out := map[uint64]uint64{}
 	for _, r := range rs {
 		out[r.ID] = r.Datanode
@@ -344,7 +183,7 @@ type dnView struct {
 
 func (c *ecluster) datanodeViews() (map[uint64]dnView, error) {
 	var vs []dnView
-	if err := c.getJSON("/admin/datanodes", &vs); err != nil {
+	if err := c.GetJSON("/admin/datanodes", &vs); err != nil {
 		return nil, err
 	}
 	out := map[uint64]dnView{}
@@ -356,8 +195,8 @@ func (c *ecluster) datanodeViews() (map[uint64]dnView, error) {
 
 // waitStatus waits until the leader shows every id with status.
 func (c *ecluster) waitStatus(status string, ids ...uint64) {
-	c.t.Helper()
-	c.eventually(fmt.Sprintf("datanodes %v %s", ids, status), waitLong, func() error {
+	c.T.Helper()
+	c.Eventually(fmt.Sprintf("datanodes %v %s", ids, status), func() error {
 		vs, err := c.datanodeViews()
 		if err != nil {
 			return err
@@ -374,9 +213,9 @@ func (c *ecluster) waitStatus(status string, ids ...uint64) {
 // waitFailedAnd waits until the leader shows dn failed with an expired
 // lease and the given deferred/braked flags.
 func (c *ecluster) waitFailedAnd(dn uint64, deferred, braked bool) dnView {
-	c.t.Helper()
+	c.T.Helper()
 	var v dnView
-	c.eventually(fmt.Sprintf("datanode %d failed (deferred=%t braked=%t)", dn, deferred, braked), waitLong, func() error {
+	c.Eventually(fmt.Sprintf("datanode %d failed (deferred=%t braked=%t)", dn, deferred, braked), func() error {
 		vs, err := c.datanodeViews()
 		if err != nil {
 			return err
@@ -436,15 +275,15 @@ func (c *ecluster) agreeCover(cover bool, dns ...*localcluster.Datanode) error {
 // waitServing waits until the given datanodes serve exactly their routes
 // and cover every region.
 func (c *ecluster) waitServing(dns ...*localcluster.Datanode) {
-	c.t.Helper()
-	c.eventually("datanodes serve their routes", waitLong, func() error { return c.agree(dns...) })
+	c.T.Helper()
+	c.Eventually("datanodes serve their routes", func() error { return c.agree(dns...) })
 }
 
 // waitOwnServed waits until the given datanodes serve exactly their routes
 // (other datanodes may own regions too).
 func (c *ecluster) waitOwnServed(dns ...*localcluster.Datanode) {
-	c.t.Helper()
-	c.eventually("datanodes serve their routes", waitLong, func() error { return c.agreeCover(false, dns...) })
+	c.T.Helper()
+	c.Eventually("datanodes serve their routes", func() error { return c.agreeCover(false, dns...) })
 }
 
 func jsonInto(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -464,29 +303,19 @@ func (c *ecluster) others(ids ...uint64) []*localcluster.Datanode {
 	return out
 }
 
-// event is one entry of GET /admin/events.
-type event struct {
-	Index  uint64            `json:"index"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	By     string            `json:"by"`
-	Reason string            `json:"reason"`
-	Fields map[string]string `json:"fields"`
-}
-
-func (c *ecluster) events(since uint64) ([]event, error) {
+func (c *ecluster) events(since uint64) ([]localcluster.Event, error) {
 	var page struct {
-		Events []event `json:"events"`
+		Events []localcluster.Event `json:"events"`
 	}
-	err := c.getJSON(fmt.Sprintf("/admin/events?since=%d&limit=10000", since), &page)
+	err := c.GetJSON(fmt.Sprintf("/admin/events?since=%d&limit=10000", since), &page)
 	return page.Events, err
 }
 
 // lastEventIndex is the index of the newest event (0 if none).
 func (c *ecluster) lastEventIndex() uint64 {
-	c.t.Helper()
+	c.T.Helper()
 	var last uint64
-	c.eventually("read events", waitLong, func() error {
+	c.Eventually("read events", func() error {
 		evs, err := c.events(0)
 		if err != nil {
 			return err
@@ -502,10 +331,10 @@ func (c *ecluster) lastEventIndex() uint64 {
 
 // moves returns the region_moved events after since, optionally only those
 // from datanode from (0: any).
-func (c *ecluster) moves(since, from uint64) []event {
-	c.t.Helper()
-	var out []event
-	c.eventually("read events", waitLong, func() error {
+func (c *ecluster) moves(since, from uint64) []localcluster.Event {
+	c.T.Helper()
+	var out []localcluster.Event
+	c.Eventually("read events", func() error {
 		evs, err := c.events(since)
 		if err != nil {
 			return err
@@ -523,14 +352,14 @@ func (c *ecluster) moves(since, from uint64) []event {
 
 // metric reads one unlabelled sample from node n's /metrics.
 func (c *ecluster) metric(n *localcluster.Node, name string) (float64, error) {
-	r, err := c.do(http.MethodGet, n.URL("/metrics"), "")
+	r, err := c.SendJSON(http.MethodGet, n.URL("/metrics"), "")
 	if err != nil {
 		return 0, err
 	}
-	if r.code != http.StatusOK {
+	if r.Code != http.StatusOK {
 		return 0, fmt.Errorf("%s /metrics: %s", n.ID, r)
 	}
-	for _, line := range strings.Split(string(r.body), "\n") {
+	for _, line := range strings.Split(string(r.Body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
@@ -539,9 +368,9 @@ func (c *ecluster) metric(n *localcluster.Node, name string) (float64, error) {
 }
 
 func (c *ecluster) mustMetric(n *localcluster.Node, name string) float64 {
-	c.t.Helper()
+	c.T.Helper()
 	var v float64
-	c.eventually("read "+name, waitLong, func() error {
+	c.Eventually("read "+name, func() error {
 		var err error
 		v, err = c.metric(n, name)
 		return err
@@ -553,11 +382,11 @@ func (c *ecluster) mustMetric(n *localcluster.Node, name string) float64 {
 // ticks more times, checking hold (what must stay true meanwhile) at
 // every poll and once more at the end.
 func (c *ecluster) waitTicks(leader *localcluster.Node, ticks int, hold func() error) {
-	c.t.Helper()
+	c.T.Helper()
 	start := c.mustMetric(leader, "metasrv_failover_ticks_total")
-	c.eventually(fmt.Sprintf("%d failover ticks on %s", ticks, leader.ID), waitLong, func() error {
+	c.Eventually(fmt.Sprintf("%d failover ticks on %s", ticks, leader.ID), func() error {
 		if err := hold(); err != nil {
-			c.t.Fatalf("while waiting for failover ticks: %v", err)
+			c.T.Fatalf("while waiting for failover ticks: %v", err)
 		}
 		v, err := c.metric(leader, "metasrv_failover_ticks_total")
 		if err != nil {
@@ -569,12 +398,12 @@ func (c *ecluster) waitTicks(leader *localcluster.Node, ticks int, hold func() e
 		return nil
 	})
 	if err := hold(); err != nil {
-		c.t.Fatalf("after %d failover ticks: %v", ticks, err)
+		c.T.Fatalf("after %d failover ticks: %v", ticks, err)
 	}
 }
 
 // unchanged returns a check that the routes still equal before.
-func (c *ecluster) unchanged(before []route) func() error {
+func (c *ecluster) unchanged(before []localcluster.Route) func() error {
 	want := owners(before)
 	return func() error {
 		rs, err := c.routes()
@@ -591,16 +420,16 @@ func (c *ecluster) unchanged(before []route) func() error {
 // lastHeartbeat is when the leader last heard from datanode d (its
 // /admin/heartbeat history), to the millisecond.
 func (c *ecluster) lastHeartbeat(d *localcluster.Datanode) (time.Time, int64) {
-	c.t.Helper()
+	c.T.Helper()
 	var last time.Time
 	var epoch int64
-	c.eventually(fmt.Sprintf("dn%d heartbeat history", d.ID), waitLong, func() error {
+	c.Eventually(fmt.Sprintf("dn%d heartbeat history", d.ID), func() error {
 		var hist [][]struct {
 			TimestampMillis int64 `json:"timestamp_millis"`
 			ID              uint64
 			NodeEpoch       int64 `json:"node_epoch"`
 		}
-		if err := c.getJSON("/admin/heartbeat?addr="+d.Addr, &hist); err != nil {
+		if err := c.GetJSON("/admin/heartbeat?addr="+d.Addr, &hist); err != nil {
 			return err
 		}
 		if len(hist) != 1 || len(hist[0]) == 0 {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metasrv/metasrv/deploy/localcluster"
 )
 
 // TestSeedCurlSequenceOnEveryNode runs the curl commands of the seed
@@ -74,13 +76,13 @@ func TestMaintenanceRoutesOnEveryNode(t *testing.T) {
 func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 	c := startCluster(t)
 	leader := c.waitReady(c.Nodes()...)
-	f := followers(leader, c.Nodes())[0]
+	f := localcluster.Followers(leader, c.Nodes())[0]
 
 	// Fresh cluster: every field is present, with null where absent.
 	r := c.mustOK(http.MethodGet, f.URL("/admin/maintenance?verbose=true"), nil)
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(r.body, &raw); err != nil {
-		t.Fatalf("verbose: %v: %s", err, r.body)
+	if err := json.Unmarshal(r.Body, &raw); err != nil {
+		t.Fatalf("verbose: %v: %s", err, r.Body)
 	}
 	var keys []string
 	for k := range raw {
@@ -91,13 +93,13 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 	}
 	for _, k := range []string{"enabled", "epoch", "reason", "by", "since", "expires_at"} {
 		if _, ok := raw[k]; !ok {
-			t.Fatalf("verbose answer %s lacks %q", r.body, k)
+			t.Fatalf("verbose answer %s lacks %q", r.Body, k)
 		}
 	}
 	if string(raw["since"]) != "null" || string(raw["expires_at"]) != "null" || string(raw["enabled"]) != "false" {
-		t.Fatalf("fresh verbose state %s: want enabled false, since and expires_at null", r.body)
+		t.Fatalf("fresh verbose state %s: want enabled false, since and expires_at null", r.Body)
 	}
-	if ct := r.hdr.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("verbose Content-Type %q", ct)
 	}
 	m0 := c.verbose(leader)
@@ -122,7 +124,7 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 	// RFC 3339 on the wire.
 	r = c.mustOK(http.MethodGet, leader.URL("/admin/maintenance?verbose=true"), nil)
 	raw = nil
-	_ = json.Unmarshal(r.body, &raw)
+	_ = json.Unmarshal(r.Body, &raw)
 	for _, k := range []string{"since", "expires_at"} {
 		var s string
 		if err := json.Unmarshal(raw[k], &s); err != nil {
@@ -162,7 +164,7 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 		cur := c.verbose(node)
 		stale := cur.Epoch + 7
 		r := c.must(http.MethodPost, node.URL("/admin/maintenance?enable=true&reason=cas&if_epoch="+strconv.FormatUint(stale, 10)), nil)
-		if r.code != http.StatusConflict {
+		if r.Code != http.StatusConflict {
 			t.Fatalf("%s CAS with a wrong epoch: %s, want 409", n, r)
 		}
 		var conflict struct {
@@ -170,15 +172,15 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 			Code        string      `json:"code"`
 			Maintenance maintenance `json:"maintenance"`
 		}
-		if err := json.Unmarshal(r.body, &conflict); err != nil {
-			t.Fatalf("409 body: %v: %s", err, r.body)
+		if err := json.Unmarshal(r.Body, &conflict); err != nil {
+			t.Fatalf("409 body: %v: %s", err, r.Body)
 		}
 		if conflict.Code != "epoch_mismatch" || conflict.Error == "" || conflict.Maintenance.Epoch != cur.Epoch ||
 			conflict.Maintenance.Enabled != cur.Enabled {
-			t.Fatalf("%s 409 body %s: want code epoch_mismatch and the current state %+v", n, r.body, cur)
+			t.Fatalf("%s 409 body %s: want code epoch_mismatch and the current state %+v", n, r.Body, cur)
 		}
-		if r.hdr.Get("Content-Type") != "application/json" {
-			t.Fatalf("409 Content-Type %q", r.hdr.Get("Content-Type"))
+		if r.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("409 Content-Type %q", r.Header.Get("Content-Type"))
 		}
 		if got := c.verbose(leader); got.Epoch != cur.Epoch || got.Enabled != cur.Enabled || got.Reason != cur.Reason {
 			t.Fatalf("%s a rejected CAS changed the state: %+v → %+v", n, cur, got)
@@ -187,7 +189,7 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 		path := fmt.Sprintf("/admin/maintenance?enable=%t&reason=cas-%s&if_epoch=%d", !cur.Enabled, n, cur.Epoch)
 		wantEnabled(t, n+" CAS with the current epoch", c.must(http.MethodPost, node.URL(path), nil), !cur.Enabled)
 		r = c.must(http.MethodPost, node.URL(path), nil)
-		if r.code != http.StatusConflict {
+		if r.Code != http.StatusConflict {
 			t.Fatalf("%s the same CAS a second time: %s, want 409", n, r)
 		}
 		if got := c.verbose(node); got.Epoch != cur.Epoch+1 || got.Enabled == cur.Enabled {
@@ -197,7 +199,7 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 	// if_epoch works on the /enable and /disable routes too.
 	cur := c.verbose(f)
 	r = c.must(http.MethodPost, f.URL(fmt.Sprintf("/admin/maintenance/disable?if_epoch=%d", cur.Epoch+1)), nil)
-	if r.code != http.StatusConflict {
+	if r.Code != http.StatusConflict {
 		t.Fatalf("/disable with a wrong if_epoch: %s, want 409", r)
 	}
 	if got := c.verbose(f); got.Epoch != cur.Epoch {
@@ -213,12 +215,12 @@ func TestInfoRoutes(t *testing.T) {
 
 	for _, n := range nodes {
 		r := c.mustOK(http.MethodGet, n.URL("/admin/health"), nil)
-		if strings.TrimSpace(string(r.body)) != "OK" {
-			t.Fatalf("%s /admin/health: %q, want OK", n.ID, r.body)
+		if strings.TrimSpace(string(r.Body)) != "OK" {
+			t.Fatalf("%s /admin/health: %q, want OK", n.ID, r.Body)
 		}
 		c.mustOK(http.MethodGet, n.URL("/admin/ready"), nil)
 		r = c.mustOK(http.MethodGet, n.URL("/admin/leader"), nil)
-		if got := strings.TrimSpace(string(r.body)); got != leader.RPCAddr {
+		if got := strings.TrimSpace(string(r.Body)); got != leader.RPCAddr {
 			t.Fatalf("%s /admin/leader: %q, want %q", n.ID, got, leader.RPCAddr)
 		}
 	}
@@ -256,7 +258,7 @@ func TestInfoRoutes(t *testing.T) {
 	}
 
 	// /admin/events: raft indexes, newest last, ?since filters.
-	f := followers(leader, nodes)[0]
+	f := localcluster.Followers(leader, nodes)[0]
 	wantEnabled(t, "enable", c.must(http.MethodPost, f.URL("/admin/maintenance?enable=true&reason=ev1&by=ops"), nil), true)
 	wantEnabled(t, "disable", c.must(http.MethodPost, leader.URL("/admin/maintenance?enable=false&reason=ev2&by=ops"), nil), false)
 	for _, n := range nodes {
@@ -300,15 +302,15 @@ func TestInfoRoutes(t *testing.T) {
 	// /metrics: Prometheus text with the maintenance, raft and HTTP series.
 	wantEnabled(t, "enable", c.must(http.MethodPost, f.URL("/admin/maintenance?enable=true"), nil), true)
 	for _, n := range nodes {
-		c.eventually(n.ID+" metrics", func() error {
+		c.Eventually(n.ID+" metrics", func() error {
 			r, err := c.get(n.URL("/metrics"), 5*time.Second)
 			if err != nil {
 				return err
 			}
-			if r.code != http.StatusOK {
+			if r.Code != http.StatusOK {
 				return fmt.Errorf("/metrics: %s", r)
 			}
-			body := string(r.body)
+			body := string(r.Body)
 			for _, want := range []string{
 				"\nmetasrv_maintenance_enabled 1\n", "\nmetasrv_maintenance_epoch ", "\nmetasrv_maintenance_seconds ",
 				"\nmetasrv_raft_term ", "\nmetasrv_raft_commit_index ", "\nmetasrv_raft_applied_index ",
@@ -323,7 +325,7 @@ func TestInfoRoutes(t *testing.T) {
 		})
 	}
 	r := c.mustOK(http.MethodGet, f.URL("/metrics"), nil)
-	if !strings.Contains(string(r.body), `metasrv_forwarded_requests_total{outcome="ok"}`) {
+	if !strings.Contains(string(r.Body), `metasrv_forwarded_requests_total{outcome="ok"}`) {
 		t.Fatalf("follower %s forwarded writes but /metrics has no metasrv_forwarded_requests_total{outcome=\"ok\"}", f.ID)
 	}
 }

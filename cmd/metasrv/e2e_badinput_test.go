@@ -24,7 +24,7 @@ import (
 func TestBadInputIsRejectedAndNothingApplied(t *testing.T) {
 	c := startCluster(t)
 	leader := c.waitReady(c.Nodes()...)
-	f := followers(leader, c.Nodes())[0]
+	f := localcluster.Followers(leader, c.Nodes())[0]
 	// Start from a known, non-default state so a stray write shows.
 	wantEnabled(t, "setup", c.must(http.MethodPost, leader.URL("/admin/maintenance?enable=true&reason=setup&by=test"), nil), true)
 
@@ -78,13 +78,13 @@ func TestBadInputIsRejectedAndNothingApplied(t *testing.T) {
 			before := c.verbose(leader)
 			r := c.must(tc.method, n.URL(tc.path), tc.body, "Content-Type", "application/json")
 			what := fmt.Sprintf("%s %s %s (%s)", n.ID, tc.method, tc.path, tc.name)
-			if r.code != tc.status {
+			if r.Code != tc.status {
 				t.Fatalf("%s: %s, want %d", what, r, tc.status)
 			}
-			if _, err := r.errorBody(); err != nil {
+			if _, err := errorBodyOf(r); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			if ct := r.hdr.Get("Content-Type"); ct != "application/json" {
+			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("%s: Content-Type %q", what, ct)
 			}
 			if after := c.verbose(leader); !sameMaintenance(after, before) {
@@ -122,13 +122,13 @@ func TestBadInputIsRejectedAndNothingApplied(t *testing.T) {
 			before := c.verbose(leader)
 			r := c.must(mc.method, n.URL(mc.path), nil)
 			what := fmt.Sprintf("%s %s %s", n.ID, mc.method, mc.path)
-			if r.code != http.StatusMethodNotAllowed {
+			if r.Code != http.StatusMethodNotAllowed {
 				t.Fatalf("%s: %s, want 405", what, r)
 			}
-			if got := r.hdr.Get("Allow"); got != mc.allow {
+			if got := r.Header.Get("Allow"); got != mc.allow {
 				t.Fatalf("%s: Allow %q, want %q", what, got, mc.allow)
 			}
-			if _, err := r.errorBody(); err != nil {
+			if _, err := errorBodyOf(r); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 			if after := c.verbose(leader); !sameMaintenance(after, before) {
@@ -164,7 +164,7 @@ func TestAdminToken(t *testing.T) {
 	const token = "s3cret-token"
 	c := startCluster(t, "--admin-token", token)
 	leader := c.waitReady(c.Nodes()...)
-	f := followers(leader, c.Nodes())[0]
+	f := localcluster.Followers(leader, c.Nodes())[0]
 	auth := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
 	writes := []struct{ method, path string }{
@@ -182,11 +182,11 @@ func TestAdminToken(t *testing.T) {
 				before := c.verbose(leader)
 				r := c.must(w.method, n.URL(w.path), nil, hdrs...)
 				what := fmt.Sprintf("%s %s %s with %q", n.ID, w.method, w.path, hdrs)
-				if r.code != http.StatusUnauthorized {
+				if r.Code != http.StatusUnauthorized {
 					t.Fatalf("%s: %s, want 401", what, r)
 				}
-				if e, err := r.errorBody(); err != nil || e.Code != "unauthorized" {
-					t.Fatalf("%s: body %s (%v), want code unauthorized", what, r.body, err)
+				if e, err := errorBodyOf(r); err != nil || e.Code != "unauthorized" {
+					t.Fatalf("%s: body %s (%v), want code unauthorized", what, r.Body, err)
 				}
 				if after := c.verbose(leader); !sameMaintenance(after, before) {
 					t.Fatalf("%s: changed the state: %+v → %+v", what, before, after)
@@ -214,7 +214,7 @@ func TestAdminToken(t *testing.T) {
 		t.Fatalf("state after token writes: %+v", m)
 	}
 	r := c.mustOK(http.MethodGet, f.URL("/metrics"), nil)
-	if !strings.Contains(string(r.body), `metasrv_forwarded_requests_total{outcome="ok"}`) {
+	if !strings.Contains(string(r.Body), `metasrv_forwarded_requests_total{outcome="ok"}`) {
 		t.Fatalf("follower %s did not count its forwarded writes", f.ID)
 	}
 }

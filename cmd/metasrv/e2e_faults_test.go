@@ -25,7 +25,7 @@ func TestFollowerWriteVisibleEverywhere(t *testing.T) {
 	c := startCluster(t)
 	nodes := c.Nodes()
 	leader := c.waitReady(nodes...)
-	for _, f := range followers(leader, nodes) {
+	for _, f := range localcluster.Followers(leader, nodes) {
 		for _, v := range []bool{true, false, true} {
 			wantEnabled(t, f.ID+" write", c.must(http.MethodPost, f.URL(fmt.Sprintf("/admin/maintenance?enable=%t&reason=via-%s", v, f.ID)), nil), v)
 			c.everywhereEnabled(v, nodes...)
@@ -34,13 +34,13 @@ func TestFollowerWriteVisibleEverywhere(t *testing.T) {
 	// Every replica converges on the same full state.
 	want := c.verbose(leader)
 	for _, n := range nodes {
-		c.eventually(n.ID+" stale verbose", func() error {
+		c.Eventually(n.ID+" stale verbose", func() error {
 			r, err := c.get(n.URL("/admin/maintenance?verbose=true&stale=true"), 5*time.Second)
 			if err != nil {
 				return err
 			}
 			var m maintenance
-			if err := json.Unmarshal(r.body, &m); err != nil {
+			if err := json.Unmarshal(r.Body, &m); err != nil {
 				return err
 			}
 			if !sameMaintenance(m, want) {
@@ -77,16 +77,16 @@ func startWriter(c *tcluster, via *localcluster.Node, prefix string) *writer {
 			default:
 			}
 			reason := fmt.Sprintf("%s-%d", prefix, i)
-			r, err := c.do(http.MethodPost, via.URL("/admin/maintenance?enable=true&by=writer&reason="+url.QueryEscape(reason)), nil, 20*time.Second)
+			r, err := c.Request(20*time.Second, http.MethodPost, via.URL("/admin/maintenance?enable=true&by=writer&reason="+url.QueryEscape(reason)), nil)
 			w.mu.Lock()
 			switch {
 			case err != nil:
 				w.unknown = append(w.unknown, reason)
-			case r.code == http.StatusOK && strings.TrimSpace(string(r.body)) == `{"enabled":true}`:
+			case r.Code == http.StatusOK && strings.TrimSpace(string(r.Body)) == `{"enabled":true}`:
 				w.acked = append(w.acked, reason)
-			case r.code == http.StatusServiceUnavailable && retryable(r):
+			case r.Code == http.StatusServiceUnavailable && retryable(r):
 				w.refused++
-			case r.code == http.StatusGatewayTimeout && errCode(r) == "outcome_unknown":
+			case r.Code == http.StatusGatewayTimeout && errCode(r) == "outcome_unknown":
 				w.unknown = append(w.unknown, reason)
 			default:
 				w.bad = append(w.bad, fmt.Sprintf("%s: %s", reason, r))
@@ -99,16 +99,16 @@ func startWriter(c *tcluster, via *localcluster.Node, prefix string) *writer {
 	return w
 }
 
-func errCode(r reply) string {
-	e, _ := r.errorBody()
+func errCode(r localcluster.Reply) string {
+	e, _ := errorBodyOf(r)
 	return e.Code
 }
 
 // retryable: a 503 saying nothing was applied, with Retry-After.
-func retryable(r reply) bool {
+func retryable(r localcluster.Reply) bool {
 	switch errCode(r) {
 	case "no_leader", "not_leader", "timeout":
-		return r.hdr.Get("Retry-After") != ""
+		return r.Header.Get("Retry-After") != ""
 	}
 	return false
 }
@@ -121,9 +121,9 @@ func (w *writer) ackedCount() int {
 
 // waitAcked waits until the writer has n more acknowledged writes.
 func (w *writer) waitAcked(what string, more int) {
-	w.c.t.Helper()
+	w.c.T.Helper()
 	target := w.ackedCount() + more
-	w.c.eventually(what, func() error {
+	w.c.Eventually(what, func() error {
 		if got := w.ackedCount(); got < target {
 			return fmt.Errorf("writer through %s: %d acknowledged writes, want %d", w.via.ID, got, target)
 		}
@@ -140,7 +140,7 @@ func (w *writer) halt() {
 // log read through each node, and that no write got an answer outside the
 // protocol (200, 503 nothing-applied, 504 outcome-unknown).
 func (w *writer) check(nodes ...*localcluster.Node) {
-	t := w.c.t
+	t := w.c.T
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -165,9 +165,9 @@ func (w *writer) check(nodes ...*localcluster.Node) {
 }
 
 // allEvents reads the whole event log through n, page by page.
-func (c *tcluster) allEvents(n *localcluster.Node) []event {
-	c.t.Helper()
-	var out []event
+func (c *tcluster) allEvents(n *localcluster.Node) []localcluster.Event {
+	c.T.Helper()
+	var out []localcluster.Event
 	since := uint64(0)
 	for {
 		p := c.events(n, fmt.Sprintf("?since=%d&limit=10000", since))
@@ -184,11 +184,11 @@ func (c *tcluster) allEvents(n *localcluster.Node) []event {
 // acknowledged write are intact on the survivors, and the old leader
 // catches up when it comes back.
 func TestKillLeader(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	c := startCluster(t)
 	nodes := c.Nodes()
 	old := c.waitReady(nodes...)
-	survivors := followers(old, nodes)
+	survivors := localcluster.Followers(old, nodes)
 	wantEnabled(t, "enable before the kill", c.must(http.MethodPost, old.URL("/admin/maintenance?enable=true&reason=before-kill&by=test"), nil), true)
 
 	w := startWriter(c, survivors[0], "k")
@@ -240,11 +240,11 @@ func TestKillLeader(t *testing.T) {
 // consistent read from its stale state, follows the new leader, and
 // forwards writes to it.
 func TestPauseLeader(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	c := startCluster(t)
 	nodes := c.Nodes()
 	old := c.waitReady(nodes...)
-	others := followers(old, nodes)
+	others := localcluster.Followers(old, nodes)
 	wantEnabled(t, "enable before the pause", c.must(http.MethodPost, old.URL("/admin/maintenance?enable=true&reason=before-pause"), nil), true)
 
 	// A client keeps writing through one of the others, and another keeps
@@ -288,7 +288,7 @@ func TestPauseLeader(t *testing.T) {
 	// consistent read through it must nevertheless be linearizable.
 	r := c.must(http.MethodGet, old.URL("/admin/maintenance?verbose=true"), nil)
 	var m maintenance
-	if r.code != http.StatusOK || json.Unmarshal(r.body, &m) != nil {
+	if r.Code != http.StatusOK || json.Unmarshal(r.Body, &m) != nil {
 		t.Fatalf("consistent read through the resumed old leader: %s", r)
 	}
 	if !sameMaintenance(m, want) {
@@ -297,7 +297,7 @@ func TestPauseLeader(t *testing.T) {
 	wantEnabled(t, "consistent read through the resumed old leader", c.must(http.MethodGet, old.URL("/admin/maintenance"), nil), false)
 
 	// It follows.
-	c.eventually(old.ID+" follows", func() error {
+	c.Eventually(old.ID+" follows", func() error {
 		st, err := c.Status(old)
 		if err != nil {
 			return err
@@ -334,7 +334,7 @@ func TestPauseLeader(t *testing.T) {
 func forwardedOK(t *testing.T, c *tcluster, n *localcluster.Node) float64 {
 	t.Helper()
 	r := c.mustOK(http.MethodGet, n.URL("/metrics"), nil)
-	for _, line := range strings.Split(string(r.body), "\n") {
+	for _, line := range strings.Split(string(r.Body), "\n") {
 		if rest, ok := strings.CutPrefix(line, `metasrv_forwarded_requests_total{outcome="ok"} `); ok {
 			var v float64
 			fmt.Sscan(rest, &v)
@@ -349,7 +349,7 @@ func forwardedOK(t *testing.T, c *tcluster, n *localcluster.Node) float64 {
 // maintenance state and the event log survive. It runs once with the log
 // only and once with snapshots taken (restore + log tail).
 func TestFullRestart(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -361,7 +361,7 @@ func TestFullRestart(t *testing.T) {
 			c := startCluster(t, tc.args...)
 			nodes := c.Nodes()
 			leader := c.waitReady(nodes...)
-			f := followers(leader, nodes)[0]
+			f := localcluster.Followers(leader, nodes)[0]
 			for i := 0; i < 6; i++ {
 				wantEnabled(t, "write", c.must(http.MethodPost, f.URL(fmt.Sprintf("/admin/maintenance?enable=%t&reason=r%d&by=ops", i%2 == 0, i)), nil), i%2 == 0)
 			}
@@ -370,7 +370,7 @@ func TestFullRestart(t *testing.T) {
 			wantEvents := c.allEvents(leader)
 			if len(tc.args) > 0 {
 				// Let a snapshot be taken so the restart restores from it.
-				c.eventually("snapshot taken", func() error {
+				c.Eventually("snapshot taken", func() error {
 					for _, n := range nodes {
 						if !hasSnapshot(n) {
 							return fmt.Errorf("%s has no snapshot yet", n.ID)
@@ -426,7 +426,7 @@ func TestFullRestart(t *testing.T) {
 				}
 			}
 			c.everywhereEnabled(true, nodes...)
-			f = followers(c.waitReady(nodes...), nodes)[0]
+			f = localcluster.Followers(c.waitReady(nodes...), nodes)[0]
 			wantEnabled(t, "write after the restart", c.must(http.MethodPost, f.URL("/admin/maintenance?enable=false"), nil), false)
 			c.everywhereEnabled(false, nodes...)
 		})
@@ -438,11 +438,11 @@ func TestFullRestart(t *testing.T) {
 // expires_at every read says enabled; afterwards the flag is false
 // everywhere with exactly one maintenance_expired event.
 func TestTTLExpiresAcrossLeaderChange(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	c := startCluster(t)
 	nodes := c.Nodes()
 	old := c.waitReady(nodes...)
-	survivors := followers(old, nodes)
+	survivors := localcluster.Followers(old, nodes)
 	wantEnabled(t, "enable with ttl", c.must(http.MethodPost, survivors[0].URL("/admin/maintenance?enable=true&ttl=3s&reason=short-window"), nil), true)
 	m := c.verbose(survivors[1])
 	if m.ExpiresAt == nil || m.Since == nil || m.ExpiresAt.Sub(*m.Since) != 3*time.Second {
@@ -454,16 +454,16 @@ func TestTTLExpiresAcrossLeaderChange(t *testing.T) {
 	// The expiry is proposed only at expires_at (the same host clock), so
 	// a read answered before then must say enabled.
 	ended := map[string]bool{}
-	c.eventually("window ends on every survivor", func() error {
+	c.Eventually("window ends on every survivor", func() error {
 		for _, n := range survivors {
 			r, err := c.get(n.URL("/admin/maintenance"), 10*time.Second)
 			answered := time.Now()
 			if err != nil {
 				return err
 			}
-			body := strings.TrimSpace(string(r.body))
+			body := strings.TrimSpace(string(r.Body))
 			switch {
-			case r.code != http.StatusOK:
+			case r.Code != http.StatusOK:
 				return fmt.Errorf("%s: %s", n.ID, r)
 			case body == `{"enabled":true}`:
 				if ended[n.ID] {
@@ -490,7 +490,7 @@ func TestTTLExpiresAcrossLeaderChange(t *testing.T) {
 		if got.Enabled || got.Epoch != m.Epoch+1 || got.By != "ttl" || got.ExpiresAt != nil {
 			t.Fatalf("%s after expiry: %+v (window epoch %d)", n.ID, got, m.Epoch)
 		}
-		var expired []event
+		var expired []localcluster.Event
 		for _, e := range c.allEvents(n) {
 			if e.Type == "maintenance_expired" {
 				expired = append(expired, e)
@@ -568,9 +568,9 @@ func startReader(c *tcluster, enabled bool, nodes ...*localcluster.Node) *reader
 				switch {
 				case err != nil:
 					rd.failed = append(rd.failed, fmt.Sprintf("%s %s after %s: %v", at, n.ID, took, err))
-				case r.code != http.StatusOK:
+				case r.Code != http.StatusOK:
 					rd.failed = append(rd.failed, fmt.Sprintf("%s %s after %s: %s", at, n.ID, took, r))
-				case strings.TrimSpace(string(r.body)) != rd.want:
+				case strings.TrimSpace(string(r.Body)) != rd.want:
 					rd.wrong = append(rd.wrong, fmt.Sprintf("%s %s: %s", at, n.ID, r))
 				default:
 					rd.ok[n.ID]++
@@ -600,12 +600,12 @@ func (rd *reader) okCount(id string) int {
 
 // waitReads waits until each node has answered more successful reads.
 func (rd *reader) waitReads(what string, more int, nodes ...*localcluster.Node) {
-	rd.c.t.Helper()
+	rd.c.T.Helper()
 	target := map[string]int{}
 	for _, n := range nodes {
 		target[n.ID] = rd.okCount(n.ID) + more
 	}
-	rd.c.eventually(what, func() error {
+	rd.c.Eventually(what, func() error {
 		for _, n := range nodes {
 			if got := rd.okCount(n.ID); got < target[n.ID] {
 				return fmt.Errorf("reads through %s: %d ok, want %d", n.ID, got, target[n.ID])
@@ -626,7 +626,7 @@ func (rd *reader) halt() {
 // waiting --leader-wait, applies nothing, and says it is not ready; once a
 // peer is back the cluster serves again with the state unchanged.
 func TestNoQuorumRefusesSafely(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	const leaderWait = time.Second
 	c := startCluster(t, "--leader-wait", leaderWait.String())
 	nodes := c.Nodes()
@@ -635,7 +635,7 @@ func TestNoQuorumRefusesSafely(t *testing.T) {
 	// Let every replica apply it, so the survivor's stale state is known.
 	c.everywhereEnabled(true, nodes...)
 	want := c.verbose(leader)
-	s := followers(leader, nodes)[0]
+	s := localcluster.Followers(leader, nodes)[0]
 	var dead []*localcluster.Node
 	for _, n := range nodes {
 		if n.ID != s.ID {
@@ -643,7 +643,7 @@ func TestNoQuorumRefusesSafely(t *testing.T) {
 			dead = append(dead, n)
 		}
 	}
-	c.eventually(s.ID+" knows no leader", func() error {
+	c.Eventually(s.ID+" knows no leader", func() error {
 		st, err := c.Status(s)
 		if err != nil {
 			return err
@@ -665,17 +665,17 @@ func TestNoQuorumRefusesSafely(t *testing.T) {
 		start := time.Now()
 		r := c.must(req.method, s.URL(req.path), nil)
 		took := time.Since(start)
-		if r.code != http.StatusServiceUnavailable || errCode(r) != "no_leader" || r.hdr.Get("Retry-After") == "" {
-			t.Fatalf("%s %s without quorum: %s (Retry-After %q), want 503 no_leader with Retry-After", req.method, req.path, r, r.hdr.Get("Retry-After"))
+		if r.Code != http.StatusServiceUnavailable || errCode(r) != "no_leader" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s %s without quorum: %s (Retry-After %q), want 503 no_leader with Retry-After", req.method, req.path, r, r.Header.Get("Retry-After"))
 		}
 		if took < leaderWait-100*time.Millisecond {
 			t.Fatalf("%s %s answered 503 after %s, before --leader-wait %s", req.method, req.path, took, leaderWait)
 		}
 	}
-	if r := c.must(http.MethodGet, s.URL("/admin/health"), nil); r.code != http.StatusOK || strings.TrimSpace(string(r.body)) != "OK" {
+	if r := c.must(http.MethodGet, s.URL("/admin/health"), nil); r.Code != http.StatusOK || strings.TrimSpace(string(r.Body)) != "OK" {
 		t.Fatalf("health without quorum: %s", r)
 	}
-	if r := c.must(http.MethodGet, s.URL("/admin/ready"), nil); r.code != http.StatusServiceUnavailable {
+	if r := c.must(http.MethodGet, s.URL("/admin/ready"), nil); r.Code != http.StatusServiceUnavailable {
 		t.Fatalf("ready without quorum: %s, want 503", r)
 	}
 	wantEnabled(t, "stale read without quorum", c.must(http.MethodGet, s.URL("/admin/maintenance?stale"), nil), true)

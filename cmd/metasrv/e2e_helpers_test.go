@@ -5,12 +5,8 @@ package main
 // deploy/localcluster, and talk to them over HTTP like curl would.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -23,32 +19,18 @@ import (
 // metasrvBin is the binary under test, built once by TestMain.
 var metasrvBin string
 
-// TestMain builds the metasrv binary once. METASRV_E2E_BIN runs the tests
-// against a prebuilt binary instead, e.g. one built with -race:
+// TestMain builds the metasrv binary once, under -short too (the API tests
+// run there). METASRV_E2E_BIN runs the tests against a prebuilt binary
+// instead, e.g. one built with -race:
 //
 //	go build -race -o /tmp/metasrv-race ./cmd/metasrv
 //	METASRV_E2E_BIN=/tmp/metasrv-race go test ./cmd/metasrv
 func TestMain(m *testing.M) {
-	flag.Parse()
 	if bin := os.Getenv("METASRV_E2E_BIN"); bin != "" {
 		metasrvBin = bin
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "metasrv-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := localcluster.Build(dir, "./cmd/metasrv")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	metasrvBin = bins[0]
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	localcluster.RunTestsEvenShort(m, []string{"./cmd/metasrv"}, &metasrvBin)
 }
 
 // Generous bounds: the tests run on a busy 2-core machine.
@@ -58,19 +40,9 @@ const (
 	logTail     = 12 << 10         // bytes of each node's log printed on failure
 )
 
-// skipIfShort skips a slow (fault-injecting) test under -short.
-func skipIfShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("slow end-to-end test; skipped with -short")
-	}
-}
-
 // tcluster is a localcluster.Cluster bound to one test.
 type tcluster struct {
-	*localcluster.Cluster
-	t      *testing.T
-	client *http.Client
+	*localcluster.TestCluster
 }
 
 // startCluster starts three metasrv processes with extra flags args and
@@ -78,18 +50,10 @@ type tcluster struct {
 // is killed when the test ends, and the logs are printed if it failed.
 func startCluster(t *testing.T, args ...string) *tcluster {
 	t.Helper()
-	c, err := localcluster.Start(localcluster.Options{Bin: metasrvBin, Dir: t.TempDir(), Args: args})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	tc := &tcluster{Cluster: c, t: t, client: &http.Client{Timeout: 20 * time.Second}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node logs (last %d bytes each):\n%s", logTail, c.Logs(logTail))
-		}
-		c.Close()
-	})
-	tc.waitReady(c.Nodes()...)
+	tc := &tcluster{localcluster.StartTest(t, localcluster.TestOptions{
+		Options: localcluster.Options{Bin: metasrvBin, Args: args},
+		LogTail: logTail, Wait: waitLong, Timeout: 20 * time.Second})}
+	tc.waitReady(tc.Nodes()...)
 	return tc
 }
 
@@ -97,10 +61,10 @@ func startCluster(t *testing.T, args ...string) *tcluster {
 // /admin/ready with 200, and each knows the leader's RPC address. It
 // returns the leader.
 func (c *tcluster) waitReady(nodes ...*localcluster.Node) *localcluster.Node {
-	c.t.Helper()
+	c.T.Helper()
 	leader, err := c.WaitLeader(waitLong, nodes...)
 	if err != nil {
-		c.t.Fatalf("wait leader: %v", err)
+		c.T.Fatalf("wait leader: %v", err)
 	}
 	err = localcluster.Eventually(waitLong, func() error {
 		leader, err = c.WaitLeader(5*time.Second, nodes...)
@@ -112,44 +76,24 @@ func (c *tcluster) waitReady(nodes ...*localcluster.Node) *localcluster.Node {
 			if err != nil {
 				return fmt.Errorf("%s ready: %v", n.ID, err)
 			}
-			if r.code != http.StatusOK {
-				return fmt.Errorf("%s ready: %d %s", n.ID, r.code, r.body)
+			if r.Code != http.StatusOK {
+				return fmt.Errorf("%s ready: %d %s", n.ID, r.Code, r.Body)
 			}
 			r, err = c.get(n.URL("/admin/leader"), 3*time.Second)
 			if err != nil {
 				return fmt.Errorf("%s leader: %v", n.ID, err)
 			}
-			if got := strings.TrimSpace(string(r.body)); r.code != http.StatusOK || got != leader.RPCAddr {
-				return fmt.Errorf("%s /admin/leader: %d %q, want %q", n.ID, r.code, got, leader.RPCAddr)
+			if got := strings.TrimSpace(string(r.Body)); r.Code != http.StatusOK || got != leader.RPCAddr {
+				return fmt.Errorf("%s /admin/leader: %d %q, want %q", n.ID, r.Code, got, leader.RPCAddr)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		c.t.Fatalf("cluster not ready: %v", err)
+		c.T.Fatalf("cluster not ready: %v", err)
 	}
 	return leader
 }
-
-// followers returns the given nodes except the leader.
-func followers(leader *localcluster.Node, nodes []*localcluster.Node) []*localcluster.Node {
-	var out []*localcluster.Node
-	for _, n := range nodes {
-		if n.ID != leader.ID {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// reply is one HTTP answer.
-type reply struct {
-	code int
-	hdr  http.Header
-	body []byte
-}
-
-func (r reply) String() string { return fmt.Sprintf("%d %s", r.code, bytes.TrimSpace(r.body)) }
 
 // errorBody is the JSON error every 4xx/5xx answer carries.
 type errorBody struct {
@@ -157,73 +101,52 @@ type errorBody struct {
 	Code  string `json:"code"`
 }
 
-func (r reply) errorBody() (errorBody, error) {
+// errorBodyOf decodes the error body of r.
+func errorBodyOf(r localcluster.Reply) (errorBody, error) {
 	var e errorBody
-	if err := json.Unmarshal(r.body, &e); err != nil {
-		return e, fmt.Errorf("error body %q is not JSON: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		return e, fmt.Errorf("error body %q is not JSON: %v", r.Body, err)
 	}
 	if e.Error == "" {
-		return e, fmt.Errorf("error body %q has no \"error\" field", r.body)
+		return e, fmt.Errorf("error body %q has no \"error\" field", r.Body)
 	}
 	return e, nil
 }
 
-// do sends one request; timeout bounds it (0: the client's 20 s).
-func (c *tcluster) do(method, url string, body []byte, timeout time.Duration, hdrs ...string) (reply, error) {
-	if timeout == 0 {
-		timeout = c.client.Timeout
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return reply{}, err
-	}
-	for i := 0; i+1 < len(hdrs); i += 2 {
-		req.Header.Set(hdrs[i], hdrs[i+1])
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return reply{code: resp.StatusCode, hdr: resp.Header, body: b}, err
+func (c *tcluster) get(url string, timeout time.Duration) (localcluster.Reply, error) {
+	return c.Request(timeout, http.MethodGet, url, nil)
 }
 
-func (c *tcluster) get(url string, timeout time.Duration) (reply, error) {
-	return c.do(http.MethodGet, url, nil, timeout)
-}
-
-// must sends a request and fails the test on a transport error.
-func (c *tcluster) must(method, url string, body []byte, hdrs ...string) reply {
-	c.t.Helper()
-	r, err := c.do(method, url, body, 0, hdrs...)
+// must sends a request (bounded by the client's 20 s) and fails the test
+// on a transport error.
+func (c *tcluster) must(method, url string, body []byte, hdrs ...string) localcluster.Reply {
+	c.T.Helper()
+	r, err := c.Request(0, method, url, body, hdrs...)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, url, err)
+		c.T.Fatalf("%s %s: %v", method, url, err)
 	}
 	return r
 }
 
 // mustOK sends a request and fails the test unless it answers 200.
-func (c *tcluster) mustOK(method, url string, body []byte, hdrs ...string) reply {
-	c.t.Helper()
+func (c *tcluster) mustOK(method, url string, body []byte, hdrs ...string) localcluster.Reply {
+	c.T.Helper()
 	r := c.must(method, url, body, hdrs...)
-	if r.code != http.StatusOK {
-		c.t.Fatalf("%s %s: %s", method, url, r)
+	if r.Code != http.StatusOK {
+		c.T.Fatalf("%s %s: %s", method, url, r)
 	}
 	return r
 }
 
 // wantEnabled checks a GreptimeDB-compatible answer byte for byte (a
 // trailing newline is fine) and its content type.
-func wantEnabled(t *testing.T, what string, r reply, enabled bool) {
+func wantEnabled(t testing.TB, what string, r localcluster.Reply, enabled bool) {
 	t.Helper()
 	want := fmt.Sprintf(`{"enabled":%t}`, enabled)
-	if r.code != http.StatusOK || strings.TrimSuffix(string(r.body), "\n") != want {
+	if r.Code != http.StatusOK || strings.TrimSuffix(string(r.Body), "\n") != want {
 		t.Fatalf("%s: got %s, want 200 %s", what, r, want)
 	}
-	if ct := r.hdr.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
 	}
 }
@@ -241,42 +164,31 @@ type maintenance struct {
 // verbose reads the maintenance state through node n (consistent read
 // unless extra says ?stale).
 func (c *tcluster) verbose(n *localcluster.Node, extra ...string) maintenance {
-	c.t.Helper()
+	c.T.Helper()
 	q := "/admin/maintenance?verbose=true"
 	for _, e := range extra {
 		q += "&" + e
 	}
 	r := c.mustOK(http.MethodGet, n.URL(q), nil)
 	var m maintenance
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		c.t.Fatalf("%s verbose: %v: %s", n.ID, err, r.body)
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		c.T.Fatalf("%s verbose: %v: %s", n.ID, err, r.Body)
 	}
 	return m
 }
 
-// event is one entry of GET /admin/events.
-type event struct {
-	Index  uint64            `json:"index"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	By     string            `json:"by"`
-	Reason string            `json:"reason"`
-	Epoch  uint64            `json:"epoch"`
-	Fields map[string]string `json:"fields"`
-}
-
 type eventsPage struct {
-	FirstIndex uint64  `json:"first_index"`
-	Events     []event `json:"events"`
+	FirstIndex uint64               `json:"first_index"`
+	Events     []localcluster.Event `json:"events"`
 }
 
 // events reads the event log through node n (consistent read).
 func (c *tcluster) events(n *localcluster.Node, query string) eventsPage {
-	c.t.Helper()
+	c.T.Helper()
 	r := c.mustOK(http.MethodGet, n.URL("/admin/events"+query), nil)
 	var p eventsPage
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		c.t.Fatalf("%s events: %v: %s", n.ID, err, r.body)
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		c.T.Fatalf("%s events: %v: %s", n.ID, err, r.Body)
 	}
 	return p
 }
@@ -309,38 +221,29 @@ func (c *tcluster) clusterView(n *localcluster.Node) (clusterView, error) {
 	if err != nil {
 		return v, err
 	}
-	if r.code != http.StatusOK {
+	if r.Code != http.StatusOK {
 		return v, fmt.Errorf("%s /admin/cluster: %s", n.ID, r)
 	}
-	return v, json.Unmarshal(r.body, &v)
-}
-
-// eventually waits for cond on observable state and fails the test on
-// timeout.
-func (c *tcluster) eventually(what string, cond func() error) {
-	c.t.Helper()
-	if err := localcluster.Eventually(waitLong, cond); err != nil {
-		c.t.Fatalf("%s: %v", what, err)
-	}
+	return v, json.Unmarshal(r.Body, &v)
 }
 
 // everywhereEnabled waits until every given node answers the flag with a
 // consistent read and (eventually) with a stale read.
 func (c *tcluster) everywhereEnabled(enabled bool, nodes ...*localcluster.Node) {
-	c.t.Helper()
+	c.T.Helper()
 	for _, n := range nodes {
 		// Consistent reads are linearizable: right after an acknowledged
 		// write, every node must already answer the new value.
-		wantEnabled(c.t, n.ID+" consistent GET", c.must(http.MethodGet, n.URL("/admin/maintenance"), nil), enabled)
+		wantEnabled(c.T, n.ID+" consistent GET", c.must(http.MethodGet, n.URL("/admin/maintenance"), nil), enabled)
 	}
 	want := fmt.Sprintf(`{"enabled":%t}`, enabled)
 	for _, n := range nodes {
-		c.eventually(n.ID+" stale read", func() error {
+		c.Eventually(n.ID+" stale read", func() error {
 			r, err := c.get(n.URL("/admin/maintenance?stale"), 5*time.Second)
 			if err != nil {
 				return err
 			}
-			if got := strings.TrimSpace(string(r.body)); r.code != http.StatusOK || got != want {
+			if got := strings.TrimSpace(string(r.Body)); r.Code != http.StatusOK || got != want {
 				return fmt.Errorf("%s ?stale: %s, want %s", n.ID, r, want)
 			}
 			return nil

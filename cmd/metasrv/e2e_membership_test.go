@@ -30,11 +30,11 @@ func (c *tcluster) memberIDs(n *localcluster.Node) (string, error) {
 // /admin/cluster and that n4 serves the API, then removes it with
 // DELETE /admin/cluster/members/n4.
 func TestJoinAndRemoveFourthNode(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	c := startCluster(t)
 	initial := c.Nodes()
 	leader := c.waitReady(initial...)
-	f := followers(leader, initial)[0]
+	f := localcluster.Followers(leader, initial)[0]
 	wantEnabled(t, "enable before the join", c.must(http.MethodPost, leader.URL("/admin/maintenance?enable=true&reason=before-join"), nil), true)
 	clusterID := func() string {
 		v, err := c.clusterView(leader)
@@ -50,7 +50,7 @@ func TestJoinAndRemoveFourthNode(t *testing.T) {
 	}
 	all := c.Nodes()
 	c.waitReady(all...)
-	c.eventually("every node lists n4 as a reachable voter", func() error {
+	c.Eventually("every node lists n4 as a reachable voter", func() error {
 		for _, n := range all {
 			v, err := c.clusterView(n)
 			if err != nil {
@@ -79,10 +79,10 @@ func TestJoinAndRemoveFourthNode(t *testing.T) {
 
 	// Remove it through a follower (forwarded to the leader).
 	r := c.mustOK(http.MethodDelete, f.URL("/admin/cluster/members/"+n4.ID), nil)
-	if strings.TrimSpace(string(r.body)) != `{"removed":"n4"}` {
+	if strings.TrimSpace(string(r.Body)) != `{"removed":"n4"}` {
 		t.Fatalf("DELETE n4: %s", r)
 	}
-	c.eventually("n4 gone from every remaining node's view", func() error {
+	c.Eventually("n4 gone from every remaining node's view", func() error {
 		for _, n := range initial {
 			ids, err := c.memberIDs(n)
 			if err != nil {
@@ -94,7 +94,7 @@ func TestJoinAndRemoveFourthNode(t *testing.T) {
 		}
 		return nil
 	})
-	if r := c.must(http.MethodDelete, f.URL("/admin/cluster/members/"+n4.ID), nil); r.code != http.StatusNotFound {
+	if r := c.must(http.MethodDelete, f.URL("/admin/cluster/members/"+n4.ID), nil); r.Code != http.StatusNotFound {
 		t.Fatalf("removing n4 twice: %s, want 404", r)
 	}
 

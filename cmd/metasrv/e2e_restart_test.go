@@ -22,7 +22,7 @@ import (
 // meanwhile; it must forward (finding the leader's address in its member
 // directory file) rather than wait for the log.
 func TestRestartedNodeServesWithinTwoSeconds(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	const (
 		downFor = 15 * time.Second
 		bound   = 2 * time.Second
@@ -30,8 +30,8 @@ func TestRestartedNodeServesWithinTwoSeconds(t *testing.T) {
 	c := startCluster(t)
 	nodes := c.Nodes()
 	leader := c.waitReady(nodes...)
-	f := followers(leader, nodes)[0]
-	other := followers(leader, nodes)[1]
+	f := localcluster.Followers(leader, nodes)[0]
+	other := localcluster.Followers(leader, nodes)[1]
 	wantEnabled(t, "enable", c.must(http.MethodPost, leader.URL("/admin/maintenance?enable=true&reason=before-down"), nil), true)
 
 	f.Kill()
@@ -66,11 +66,11 @@ func TestRestartedNodeServesWithinTwoSeconds(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if r.code != http.StatusOK {
+		if r.Code != http.StatusOK {
 			t.Fatalf("consistent read through the restarted %s: %s", f.ID, r)
 		}
 		readAt = time.Since(start)
-		if got := strings.TrimSpace(string(r.body)); !strings.Contains(got, `"reason":"latest"`) || !strings.Contains(got, fmt.Sprintf(`"epoch":%d,`, want.Epoch)) {
+		if got := strings.TrimSpace(string(r.Body)); !strings.Contains(got, `"reason":"latest"`) || !strings.Contains(got, fmt.Sprintf(`"epoch":%d,`, want.Epoch)) {
 			t.Fatalf("the restarted %s answered a stale state: %s, want epoch %d reason latest", f.ID, got, want.Epoch)
 		}
 		break
@@ -87,12 +87,12 @@ func TestRestartedNodeServesWithinTwoSeconds(t *testing.T) {
 		t.Fatalf("the restarted node needed %s to serve a consistent read and a write (bound %s)", writeAt, bound)
 	}
 	c.everywhereEnabled(false, nodes...)
-	c.eventually(f.ID+" ready", func() error {
+	c.Eventually(f.ID+" ready", func() error {
 		r, err := c.get(f.URL("/admin/ready"), 5*time.Second)
 		if err != nil {
 			return err
 		}
-		if r.code != http.StatusOK {
+		if r.Code != http.StatusOK {
 			return fmt.Errorf("%s", r)
 		}
 		return nil
@@ -117,7 +117,7 @@ func TestRestartedNodeServesWithinTwoSeconds(t *testing.T) {
 // value, which differs from the default (false), so a node answering from
 // an empty or lagging state would show.
 func TestRollingRestart(t *testing.T) {
-	skipIfShort(t)
+	localcluster.SkipIfShort(t)
 	c := startCluster(t)
 	nodes := c.Nodes()
 	leader := c.waitReady(nodes...)
@@ -149,12 +149,12 @@ func TestRollingRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		restarted := time.Now()
-		c.eventually(n.ID+" ready after restart", func() error {
+		c.Eventually(n.ID+" ready after restart", func() error {
 			r, err := c.get(n.URL("/admin/ready"), 5*time.Second)
 			if err != nil {
 				return err
 			}
-			if r.code != http.StatusOK {
+			if r.Code != http.StatusOK {
 				return fmt.Errorf("%s", r)
 			}
 			return nil

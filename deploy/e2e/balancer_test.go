@@ -4,15 +4,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -23,29 +18,12 @@ import (
 	"github.com/metasrv/metasrv/deploy/localcluster"
 )
 
-// The binaries under test, built once by TestMain.
+// The binaries under test, built once by TestMain (not under -short: every
+// test here skips itself there).
 var metasrvBin, datanodeBin string
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run()) // every test here skips itself; build nothing
-	}
-	dir, err := os.MkdirTemp("", "metasrv-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := localcluster.Build(dir, "./cmd/metasrv", "./cmd/datanode")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	metasrvBin, datanodeBin = bins[0], bins[1]
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	localcluster.RunTests(m, []string{"./cmd/metasrv", "./cmd/datanode"}, &metasrvBin, &datanodeBin)
 }
 
 const (
@@ -68,40 +46,22 @@ var fastArgs = []string{
 
 // bcluster is a metasrv cluster with datanodes, bound to one test.
 type bcluster struct {
-	*localcluster.Cluster
-	t      *testing.T
-	client *http.Client
+	*localcluster.TestCluster
 }
 
 // startBalancerCluster starts three metasrv nodes (with fastArgs and then
 // extra, which win) and datanodes 1..datanodes, and waits until a leader is
 // ready and every datanode is alive. Every process is killed when the test
-// ends, and the log tails are printed if it failed.
+// ends, and the log tails are printed if it failed. METASRV_E2E_KEEP keeps
+// data and logs (see localcluster.KeepEnv).
 func startBalancerCluster(t *testing.T, datanodes int, extra ...string) *bcluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test with real processes; skipped with -short")
-	}
+	localcluster.SkipIfShort(t)
 	args := append(append([]string(nil), fastArgs...), extra...)
-	dir := t.TempDir()
-	if keep := os.Getenv("METASRV_E2E_KEEP"); keep != "" {
-		// Keep data and logs for a post-mortem.
-		dir = filepath.Join(keep, t.Name())
-	}
-	c, err := localcluster.Start(localcluster.Options{Bin: metasrvBin, Nodes: 3, Dir: dir, Args: args,
-		DatanodeBin: datanodeBin, Datanodes: datanodes})
-	if c != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("process logs (last %d bytes each):\n%s", logTail, c.Logs(logTail))
-			}
-			c.Close()
-		})
-	}
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	bc := &bcluster{Cluster: c, t: t, client: &http.Client{Timeout: 15 * time.Second}}
+	bc := &bcluster{localcluster.StartTest(t, localcluster.TestOptions{
+		Options: localcluster.Options{Bin: metasrvBin, Nodes: 3, Args: args,
+			DatanodeBin: datanodeBin, Datanodes: datanodes},
+		LogTail: logTail, Wait: waitLong, Timeout: 10 * time.Second})}
 	bc.waitReady()
 	bc.waitDatanodesAlive(ids(1, datanodes)...)
 	return bc
@@ -118,7 +78,7 @@ func ids(from, to int) []uint64 {
 // waitReady waits until the running metasrv nodes agree on a leader and
 // each answers /admin/ready.
 func (c *bcluster) waitReady() *localcluster.Node {
-	c.t.Helper()
+	c.T.Helper()
 	var leader *localcluster.Node
 	err := localcluster.Eventually(waitLong, func() error {
 		l, err := c.WaitLeader(5 * time.Second)
@@ -126,117 +86,34 @@ func (c *bcluster) waitReady() *localcluster.Node {
 			return err
 		}
 		for _, n := range c.Running() {
-			code, body, err := c.raw(n, http.MethodGet, "/admin/ready", nil)
+			r, err := c.SendJSON(http.MethodGet, n.URL("/admin/ready"), "")
 			if err != nil {
 				return fmt.Errorf("%s ready: %v", n.ID, err)
 			}
-			if code != http.StatusOK {
-				return fmt.Errorf("%s ready: %d %s", n.ID, code, bytes.TrimSpace(body))
+			if r.Code != http.StatusOK {
+				return fmt.Errorf("%s ready: %s", n.ID, r)
 			}
 		}
 		leader = l
 		return nil
 	})
 	if err != nil {
-		c.t.Fatalf("cluster not ready: %v", err)
+		c.T.Fatalf("cluster not ready: %v", err)
 	}
 	return leader
 }
 
-// raw sends one request to node n.
-func (c *bcluster) raw(n *localcluster.Node, method, path string, body []byte) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, n.URL(path), bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// call sends a request to the running metasrv nodes in turn until one
-// gives an answer other than a transport error or a 503 (nothing applied:
-// safe to send elsewhere).
-func (c *bcluster) call(method, path string, body []byte) (int, []byte, error) {
-	var lastErr error
-	for _, n := range c.Running() {
-		code, b, err := c.raw(n, method, path, body)
-		if err != nil {
-			lastErr = fmt.Errorf("%s: %w", n.ID, err)
-			continue
-		}
-		if code == http.StatusServiceUnavailable {
-			lastErr = fmt.Errorf("%s: 503 %s", n.ID, bytes.TrimSpace(b))
-			continue
-		}
-		return code, b, nil
-	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("no metasrv node is running")
-	}
-	return 0, nil, lastErr
-}
-
-// getJSON reads path into out; any answer but 200 is an error.
-func (c *bcluster) getJSON(path string, out any) error {
-	code, b, err := c.call(http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", path, code, bytes.TrimSpace(b))
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("GET %s: %q: %v", path, b, err)
-	}
-	return nil
-}
-
-// mustCall sends a request, retrying (bounded) while no node can take it,
-// and returns the first real answer.
-func (c *bcluster) mustCall(method, path string, body []byte) (int, []byte) {
-	c.t.Helper()
-	var code int
-	var b []byte
-	err := localcluster.Eventually(waitLong, func() error {
-		var err error
-		code, b, err = c.call(method, path, body)
-		return err
-	})
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return code, b
-}
-
 // mustStatus sends a request and fails the test unless it answers want.
 func (c *bcluster) mustStatus(want int, method, path string, body []byte) []byte {
-	c.t.Helper()
-	code, b := c.mustCall(method, path, body)
-	if code != want {
-		c.t.Fatalf("%s %s: %d %s, want %d", method, path, code, bytes.TrimSpace(b), want)
+	c.T.Helper()
+	r := c.MustCall(method, path, string(body))
+	if r.Code != want {
+		c.T.Fatalf("%s %s: %s, want %d", method, path, r, want)
 	}
-	return b
+	return r.Body
 }
 
 // API views (the fields these tests read).
-
-type routeView struct {
-	ID       uint64 `json:"id"`
-	Table    string `json:"table"`
-	Datanode uint64 `json:"datanode"`
-	Version  uint64 `json:"version"`
-	InFlight bool   `json:"in_flight"`
-}
 
 type datanodeView struct {
 	ID         uint64 `json:"id"`
@@ -273,13 +150,6 @@ type planView struct {
 	PausedReason string     `json:"paused_reason"`
 }
 
-type event struct {
-	Index  uint64            `json:"index"`
-	Type   string            `json:"type"`
-	By     string            `json:"by"`
-	Fields map[string]string `json:"fields"`
-}
-
 // routes returns region → owner from GET /admin/regions, checking that
 // every region is listed exactly once with an owner.
 func (c *bcluster) routes() (map[uint64]uint64, error) {
@@ -290,8 +160,8 @@ func (c *bcluster) routes() (map[uint64]uint64, error) {
 // routesInFlight is routes plus the regions whose owner has not yet
 // reported serving them (the leader's view; the balancer skips them).
 func (c *bcluster) routesInFlight() (map[uint64]uint64, []uint64, error) {
-	var rs []routeView
-	if err := c.getJSON("/admin/regions", &rs); err != nil {
+	var rs []localcluster.Route
+	if err := c.GetJSON("/admin/regions", &rs); err != nil {
 		return nil, nil, err
 	}
 	out := map[uint64]uint64{}
@@ -313,16 +183,16 @@ func (c *bcluster) routesInFlight() (map[uint64]uint64, []uint64, error) {
 
 func (c *bcluster) datanodes() ([]datanodeView, error) {
 	var ds []datanodeView
-	return ds, c.getJSON("/admin/datanodes", &ds)
+	return ds, c.GetJSON("/admin/datanodes", &ds)
 }
 
 func (c *bcluster) status() (balancerStatus, error) {
 	var st balancerStatus
-	return st, c.getJSON("/admin/balancer/status", &st)
+	return st, c.GetJSON("/admin/balancer/status", &st)
 }
 
 func (c *bcluster) mustStatusView() balancerStatus {
-	c.t.Helper()
+	c.T.Helper()
 	var st balancerStatus
 	err := localcluster.Eventually(waitLong, func() error {
 		var err error
@@ -330,29 +200,29 @@ func (c *bcluster) mustStatusView() balancerStatus {
 		return err
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	return st
 }
 
 // events returns every event after since.
-func (c *bcluster) events(since uint64) ([]event, error) {
+func (c *bcluster) events(since uint64) ([]localcluster.Event, error) {
 	var page struct {
-		Events []event `json:"events"`
+		Events []localcluster.Event `json:"events"`
 	}
-	return page.Events, c.getJSON(fmt.Sprintf("/admin/events?since=%d&limit=1000", since), &page)
+	return page.Events, c.GetJSON(fmt.Sprintf("/admin/events?since=%d&limit=1000", since), &page)
 }
 
 func (c *bcluster) lastEventIndex() uint64 {
-	c.t.Helper()
-	var evs []event
+	c.T.Helper()
+	var evs []localcluster.Event
 	err := localcluster.Eventually(waitLong, func() error {
 		var err error
 		evs, err = c.events(0)
 		return err
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	if len(evs) == 0 {
 		return 0
@@ -379,7 +249,7 @@ func (c *bcluster) serving() (map[uint64][]uint64, error) {
 // waitDatanodesAlive waits until GET /admin/datanodes lists each id with
 // status alive.
 func (c *bcluster) waitDatanodesAlive(want ...uint64) {
-	c.t.Helper()
+	c.T.Helper()
 	err := localcluster.Eventually(waitLong, func() error {
 		ds, err := c.datanodes()
 		if err != nil {
@@ -397,18 +267,18 @@ func (c *bcluster) waitDatanodesAlive(want ...uint64) {
 		return nil
 	})
 	if err != nil {
-		c.t.Fatalf("datanodes not alive: %v", err)
+		c.T.Fatalf("datanodes not alive: %v", err)
 	}
 }
 
 // startDatanodes starts n more datanodes and waits until they are alive.
 func (c *bcluster) startDatanodes(n int) []uint64 {
-	c.t.Helper()
+	c.T.Helper()
 	var started []uint64
 	for i := 0; i < n; i++ {
 		d := c.AddDatanode()
 		if err := d.Start(); err != nil {
-			c.t.Fatalf("start datanode %d: %v", d.ID, err)
+			c.T.Fatalf("start datanode %d: %v", d.ID, err)
 		}
 		started = append(started, d.ID)
 	}
@@ -418,7 +288,7 @@ func (c *bcluster) startDatanodes(n int) []uint64 {
 
 // createTable creates a table with n regions and returns its routes.
 func (c *bcluster) createTable(name string, n int) {
-	c.t.Helper()
+	c.T.Helper()
 	c.mustStatus(http.StatusCreated, http.MethodPost, "/admin/tables", []byte(fmt.Sprintf(`{"name":%q,"regions":%d}`, name, n)))
 }
 
@@ -463,7 +333,7 @@ func checkServedMatchesRoutes(routes map[uint64]uint64, serving map[uint64][]uin
 // the leader has heard so from each (no region in flight). It returns how
 // long that took.
 func (c *bcluster) waitLayout(total int, want map[uint64]int) time.Duration {
-	c.t.Helper()
+	c.T.Helper()
 	start := time.Now()
 	var dns []uint64
 	for dn := range want {
@@ -490,7 +360,7 @@ func (c *bcluster) waitLayout(total int, want map[uint64]int) time.Duration {
 		return checkServedMatchesRoutes(routes, serving)
 	})
 	if err != nil {
-		c.t.Fatalf("layout %v not reached: %v", want, err)
+		c.T.Fatalf("layout %v not reached: %v", want, err)
 	}
 	return time.Since(start)
 }
@@ -545,28 +415,28 @@ func (c *bcluster) watchServing() (stop func() (violations []string, rounds int)
 }
 
 func (c *bcluster) checkWatch(stop func() ([]string, int)) {
-	c.t.Helper()
+	c.T.Helper()
 	violations, rounds := stop()
 	for _, v := range violations {
-		c.t.Error(v)
+		c.T.Error(v)
 	}
 	if rounds < 5 {
-		c.t.Errorf("only %d serving rounds were fast enough to check", rounds)
+		c.T.Errorf("only %d serving rounds were fast enough to check", rounds)
 	}
-	c.t.Logf("%d serving snapshots checked: no region served by two datanodes", rounds)
+	c.T.Logf("%d serving snapshots checked: no region served by two datanodes", rounds)
 }
 
 // moveEvents returns the region_moved events after since, by cause.
 func (c *bcluster) moveEvents(since uint64) map[string]int {
-	c.t.Helper()
-	var evs []event
+	c.T.Helper()
+	var evs []localcluster.Event
 	err := localcluster.Eventually(waitLong, func() error {
 		var err error
 		evs, err = c.events(since)
 		return err
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	out := map[string]int{}
 	for _, e := range evs {
@@ -580,7 +450,7 @@ func (c *bcluster) moveEvents(since uint64) map[string]int {
 // setupTable starts with datanodes 1..n alive, creates table "t" with
 // regions spread over them and waits until they serve them.
 func (c *bcluster) setupTable(regions int, dns []uint64) {
-	c.t.Helper()
+	c.T.Helper()
 	c.createTable("t", regions)
 	want := map[uint64]int{}
 	for i := 0; i < regions; i++ {
@@ -615,7 +485,7 @@ func TestBalancerSpreadsOntoNewDatanodes(t *testing.T) {
 	}
 	// Balanced now: the dry run proposes nothing.
 	var p planView
-	if err := c.getJSON("/admin/balancer/plan", &p); err != nil {
+	if err := c.GetJSON("/admin/balancer/plan", &p); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Moves) != 0 || p.Reason != "balanced" || p.SpreadBefore != 0 || p.SpreadAfter != 0 || p.Paused {
@@ -669,7 +539,8 @@ func TestBalancerPausedDuringMaintenance(t *testing.T) {
 	t.Logf("%d balancer runs paused for maintenance, nothing moved", seen)
 
 	// The dry run still shows the moves it would make, and why it will not.
-	code, raw := c.mustCall(http.MethodGet, "/admin/balancer/plan", nil)
+	plan := c.MustCall(http.MethodGet, "/admin/balancer/plan", "")
+	code, raw := plan.Code, plan.Body
 	if code != http.StatusOK {
 		t.Fatalf("plan: %d %s", code, raw)
 	}
@@ -725,7 +596,7 @@ func TestBalancerPausedDuringMaintenance(t *testing.T) {
 // drainAndCheck drains datanode id and waits until it owns and serves no
 // region while the others absorb them; it returns the drain's move events.
 func (c *bcluster) drainAndCheck(id uint64, total int, others []uint64) {
-	c.t.Helper()
+	c.T.Helper()
 	var resp struct {
 		ID         uint64 `json:"id"`
 		AdminState string `json:"admin_state"`
@@ -733,7 +604,7 @@ func (c *bcluster) drainAndCheck(id uint64, total int, others []uint64) {
 	}
 	b := c.mustStatus(http.StatusOK, http.MethodPost, fmt.Sprintf("/admin/datanodes/%d/drain", id), nil)
 	if err := json.Unmarshal(b, &resp); err != nil || resp.ID != id || resp.AdminState != "draining" {
-		c.t.Fatalf("drain answer %s (%v)", b, err)
+		c.T.Fatalf("drain answer %s (%v)", b, err)
 	}
 	err := localcluster.Eventually(waitLong, func() error {
 		routes, err := c.routes()
@@ -776,7 +647,7 @@ func (c *bcluster) drainAndCheck(id uint64, total int, others []uint64) {
 		return nil
 	})
 	if err != nil {
-		c.t.Fatalf("drain of datanode %d: %v", id, err)
+		c.T.Fatalf("drain of datanode %d: %v", id, err)
 	}
 }
 
@@ -840,11 +711,11 @@ func TestDrainDuringMaintenance(t *testing.T) {
 // waitRuns waits for at least n more balancer runs, checking cond at every
 // poll (cond failing fails the test at once).
 func (c *bcluster) waitRuns(n uint64, cond func() error) {
-	c.t.Helper()
+	c.T.Helper()
 	base := c.mustStatusView().Runs
 	err := localcluster.Eventually(waitLong, func() error {
 		if err := cond(); err != nil {
-			c.t.Fatal(err)
+			c.T.Fatal(err)
 		}
 		st, err := c.status()
 		if err != nil {
@@ -859,7 +730,7 @@ func (c *bcluster) waitRuns(n uint64, cond func() error) {
 		return nil
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 }
 
@@ -896,7 +767,7 @@ func TestCordonUncordon(t *testing.T) {
 		}
 	}
 	var p planView
-	if err := c.getJSON("/admin/balancer/plan", &p); err != nil {
+	if err := c.GetJSON("/admin/balancer/plan", &p); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range p.Moves {
@@ -948,7 +819,7 @@ func TestBalancerDisabledAndDryRun(t *testing.T) {
 	c.setupTable(8, ids(1, 2))
 	c.startDatanodes(1)
 	var p planView
-	if err := c.getJSON("/admin/balancer/plan", &p); err != nil {
+	if err := c.GetJSON("/admin/balancer/plan", &p); err != nil {
 		t.Fatal(err)
 	}
 	// 4/4/0 → one from each onto datanode 3: 3/3/2.
@@ -1052,51 +923,38 @@ func TestBalancerLeaderKill(t *testing.T) {
 func TestAdminStateBadInput(t *testing.T) {
 	c := startBalancerCluster(t, 1)
 	leader := c.waitReady()
-	var follower *localcluster.Node
-	for _, n := range c.Running() {
-		if n.ID != leader.ID {
-			follower = n
-			break
-		}
-	}
+	follower := localcluster.Followers(leader, c.Running())[0]
 	type errBody struct {
 		Error string `json:"error"`
 		Code  string `json:"code"`
 	}
 	check := func(n *localcluster.Node, method, path string, wantCode int, wantErr string) {
 		t.Helper()
-		var code int
-		var b []byte
-		var hdr http.Header
+		var r localcluster.Reply
 		err := localcluster.Eventually(waitLong, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, method, n.URL(path), nil)
-			resp, err := c.client.Do(req)
+			var err error
+			r, err = c.SendJSON(method, n.URL(path), "")
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			b, _ = io.ReadAll(resp.Body)
-			code, hdr = resp.StatusCode, resp.Header
-			if code == http.StatusServiceUnavailable {
-				return fmt.Errorf("503 %s", b)
+			if r.Code == http.StatusServiceUnavailable {
+				return fmt.Errorf("503 %s", r.Body)
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("%s %s via %s: %v", method, path, n.ID, err)
 		}
-		if code != wantCode {
-			t.Errorf("%s %s via %s: %d %s, want %d", method, path, n.ID, code, bytes.TrimSpace(b), wantCode)
+		if r.Code != wantCode {
+			t.Errorf("%s %s via %s: %s, want %d", method, path, n.ID, r, wantCode)
 			return
 		}
 		var e errBody
-		if err := json.Unmarshal(b, &e); err != nil || e.Error == "" || e.Code != wantErr {
-			t.Errorf("%s %s via %s: body %s, want a JSON error with code %q", method, path, n.ID, b, wantErr)
+		if err := json.Unmarshal(r.Body, &e); err != nil || e.Error == "" || e.Code != wantErr {
+			t.Errorf("%s %s via %s: body %s, want a JSON error with code %q", method, path, n.ID, r.Body, wantErr)
 		}
-		if wantCode == http.StatusMethodNotAllowed && hdr.Get("Allow") != "POST" {
-			t.Errorf("%s %s: Allow %q, want POST", method, path, hdr.Get("Allow"))
+		if wantCode == http.StatusMethodNotAllowed && r.Header.Get("Allow") != "POST" {
+			t.Errorf("%s %s: Allow %q, want POST", method, path, r.Header.Get("Allow"))
 		}
 	}
 	for _, n := range []*localcluster.Node{leader, follower} {
@@ -1130,9 +988,9 @@ func TestAdminStateBadInput(t *testing.T) {
 	}
 	// The balancer endpoints are GET only.
 	for _, path := range []string{"/admin/balancer/plan", "/admin/balancer/status"} {
-		code, b := c.mustCall(http.MethodPost, path, nil)
-		if code != http.StatusMethodNotAllowed {
-			t.Errorf("POST %s: %d %s, want 405", path, code, b)
+		r := c.MustCall(http.MethodPost, path, "")
+		if r.Code != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s: %d %s, want 405", path, r.Code, r.Body)
 		}
 	}
 }

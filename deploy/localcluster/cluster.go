@@ -335,20 +335,62 @@ func (n *Node) URL(path string) string { return "http://" + n.RPCAddr + path }
 
 // Do sends a request to the node and returns status and body.
 func (c *Cluster) Do(ctx context.Context, method, url string, body []byte, headers ...string) (int, []byte, error) {
+	r, err := c.send(ctx, method, url, body, headers)
+	return r.Code, r.Body, err
+}
+
+// Reply is one HTTP answer.
+type Reply struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+// String is the status code and the body without surrounding space.
+func (r Reply) String() string { return fmt.Sprintf("%d %s", r.Code, bytes.TrimSpace(r.Body)) }
+
+// Request sends one request with c.Client, bounded by timeout (0: the
+// client's own Timeout, if any). headers are name, value pairs.
+func (c *Cluster) Request(timeout time.Duration, method, url string, body []byte, headers ...string) (Reply, error) {
+	if timeout == 0 {
+		timeout = c.Client.Timeout
+	}
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return c.send(ctx, method, url, body, headers)
+}
+
+// SendJSON sends one request to url, bounded by Client.Timeout; a body
+// that is not empty is sent as application/json.
+func (c *Cluster) SendJSON(method, url, body string) (Reply, error) {
+	var hdrs []string
+	if body != "" {
+		hdrs = []string{"Content-Type", "application/json"}
+	}
+	return c.Request(0, method, url, []byte(body), hdrs...)
+}
+
+// send does the request of Do and Request; on a failed read it returns
+// what it read with the error.
+func (c *Cluster) send(ctx context.Context, method, url string, body []byte, headers []string) (Reply, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return Reply{}, err
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := c.Client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return Reply{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return Reply{Code: resp.StatusCode, Header: resp.Header, Body: b}, err
 }
 
 // RaftStatus is the answer of GET /admin/raft.
