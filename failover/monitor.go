@@ -74,7 +74,8 @@ type Monitor struct {
 type tracked struct {
 	det        *Detector
 	leaseUntil time.Time
-	serving    map[uint64]bool
+	serving    map[uint64]bool // reported in its last heartbeat
+	opening    map[uint64]bool // granted since, not yet reported
 	history    []Heartbeat
 }
 
@@ -103,13 +104,46 @@ func (m *Monitor) Seed(ids []uint64) {
 func (m *Monitor) Observe(hb Heartbeat) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	t, _ := m.observeLocked(hb)
+	return t.leaseUntil
+}
+
+// Grant records a heartbeat from a datanode that owns the given regions
+// and returns those it may open now: owned, not reported open, and not
+// possibly served by any other datanode. The check and the grant are one
+// step, and a granted region counts as served by its new owner until that
+// owner's next heartbeat says otherwise, so no two datanodes are ever told
+// to open the same region.
+func (m *Monitor) Grant(hb Heartbeat, owned []uint64) (open []uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, stale := m.observeLocked(hb)
+	if stale {
+		return nil // its sender gave up on it; the next heartbeat will ask again
+	}
+	for _, r := range owned {
+		if t.serving[r] || m.servedElsewhereLocked(r, hb.ID) {
+			continue
+		}
+		if t.opening == nil {
+			t.opening = map[uint64]bool{}
+		}
+		t.opening[r] = true
+		open = append(open, r)
+	}
+	return open
+}
+
+// observeLocked records hb; stale is true for a late heartbeat older than
+// one already seen (it changes nothing).
+func (m *Monitor) observeLocked(hb Heartbeat) (t *tracked, stale bool) {
 	now := m.now()
 	hb.Received = now
 	t, ok := m.nodes[hb.ID]
 	if ok && len(t.history) > 0 {
 		last := t.history[len(t.history)-1]
 		if hb.StartTimeMs == last.StartTimeMs && hb.Seq != 0 && hb.Seq <= last.Seq {
-			return t.leaseUntil
+			return t, true
 		}
 	}
 	if !ok {
@@ -123,11 +157,12 @@ func (m *Monitor) Observe(hb Heartbeat) time.Time {
 	for _, r := range hb.Regions {
 		t.serving[r] = true
 	}
+	t.opening = nil // this heartbeat says what it really opened
 	t.history = append(t.history, hb)
 	if len(t.history) > m.cfg.HistorySize {
 		t.history = t.history[len(t.history)-m.cfg.HistorySize:]
 	}
-	return t.leaseUntil
+	return t, false
 }
 
 // Forget stops tracking a removed datanode.
@@ -176,16 +211,32 @@ func (m *Monitor) Reported(id, region uint64) bool {
 func (m *Monitor) ServedElsewhere(region, owner uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.servedElsewhereLocked(region, owner)
+}
+
+func (m *Monitor) servedElsewhereLocked(region, owner uint64) bool {
 	now := m.now()
 	for id, t := range m.nodes {
 		if id == owner || now.After(t.leaseUntil.Add(m.cfg.LeaseMargin)) {
 			continue
 		}
-		if len(t.history) == 0 || t.serving[region] {
+		if len(t.history) == 0 || t.serving[region] || t.opening[region] {
 			return true
 		}
 	}
 	return false
+}
+
+// StillServing reports whether datanode id may still serve any region
+// under a lease this leader knows of (or has not reported yet this term).
+func (m *Monitor) StillServing(id uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[id]
+	if !ok || m.now().After(t.leaseUntil.Add(m.cfg.LeaseMargin)) {
+		return false
+	}
+	return len(t.history) == 0 || len(t.serving) > 0 || len(t.opening) > 0
 }
 
 // History returns the kept heartbeats of every datanode, oldest first,

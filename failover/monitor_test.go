@@ -248,6 +248,14 @@ func TestMonitorServedElsewhere(t *testing.T) {
 			clk.Advance(100 * time.Millisecond)
 			m.Observe(hb(other, 3))
 		}, false},
+		{"another was told to open it and has not reported since", func(m *failover.Monitor, _ *fakeClock) {
+			m.Grant(hb(other), []uint64{region})
+		}, true},
+		{"another was told to open it, next heartbeat shows it did not", func(m *failover.Monitor, clk *fakeClock) {
+			m.Grant(hb(other), []uint64{region})
+			clk.Advance(time.Second)
+			m.Observe(hb(other))
+		}, false},
 		{"another forgotten (removed)", func(m *failover.Monitor, _ *fakeClock) {
 			m.Observe(hb(other, region))
 			m.Forget(other)
@@ -262,5 +270,43 @@ func TestMonitorServedElsewhere(t *testing.T) {
 				t.Errorf("ServedElsewhere(%d, owner %d) = %t, want %t", region, owner, got, tc.want)
 			}
 		})
+	}
+}
+
+// Grant checks and grants in one step: of two datanodes that both believe
+// they own a region (a stale route and a new one), only the first asking is
+// told to open it, and the second only once the first no longer may serve
+// it.
+func TestMonitorGrant(t *testing.T) {
+	clk := newClock()
+	m := failover.NewMonitor(monitorConfig(), clk.Now)
+	hb := func(id, seq uint64, regions ...uint64) failover.Heartbeat {
+		return failover.Heartbeat{ID: id, Addr: "h:1", StartTimeMs: 1, Seq: seq, Regions: regions}
+	}
+	if got := m.Grant(hb(1, 1), []uint64{7, 8}); !reflect.DeepEqual(got, []uint64{7, 8}) {
+		t.Fatalf("first grant = %v, want [7 8]", got)
+	}
+	if got := m.Grant(hb(2, 1), []uint64{7}); got != nil {
+		t.Fatalf("region 7 granted to datanode 2 while datanode 1 was told to open it: %v", got)
+	}
+	if got := m.Grant(hb(1, 2, 7, 8), []uint64{7, 8}); got != nil {
+		t.Errorf("regions already open are granted again: %v", got)
+	}
+	if got := m.Grant(hb(1, 1), []uint64{9}); got != nil {
+		t.Errorf("a late, older heartbeat got a grant: %v", got)
+	}
+	// Datanode 1 closes 7 (it reports only 8): now 2 may open it.
+	clk.Advance(time.Second)
+	m.Observe(hb(1, 3, 8))
+	if got := m.Grant(hb(2, 2), []uint64{7}); !reflect.DeepEqual(got, []uint64{7}) {
+		t.Errorf("after datanode 1 closed region 7, grant to 2 = %v, want [7]", got)
+	}
+	if !m.StillServing(1) {
+		t.Errorf("datanode 1 reports region 8 under a valid lease: StillServing = false")
+	}
+	clk.Advance(time.Second)
+	m.Observe(hb(1, 4))
+	if m.StillServing(1) {
+		t.Errorf("datanode 1 reports nothing: StillServing = true")
 	}
 }

@@ -107,7 +107,7 @@ func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
 	}
 	res := Result{Applied: true}
 	for _, m := range c.Moves {
-		if code, why := f.checkMoveLocked(m); code != "" {
+		if code, why := f.checkMoveLocked(c.Cause, m); code != "" {
 			res.Rejected = append(res.Rejected, MoveRejection{Move: m, Code: code, Reason: why})
 			continue
 		}
@@ -134,13 +134,18 @@ func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
 	return res
 }
 
-func (f *FSM) checkMoveLocked(m Move) (code, reason string) {
+func (f *FSM) checkMoveLocked(cause string, m Move) (code, reason string) {
 	r, ok := f.st.Regions[m.Region]
 	if !ok {
 		return RejectNotFound, fmt.Sprintf("no region %d", m.Region)
 	}
 	if r.Datanode != m.From {
 		return RejectStaleOwner, fmt.Sprintf("region %d is owned by datanode %d, not %d", m.Region, r.Datanode, m.From)
+	}
+	// A drain move is operator-initiated only while its source is still
+	// draining at this log position (an uncordon may have come first).
+	if src := f.st.Datanodes[m.From]; cause == CauseDrain && (src == nil || src.AdminState != AdminDraining) {
+		return RejectNotDraining, fmt.Sprintf("datanode %d is no longer draining", m.From)
 	}
 	d, ok := f.st.Datanodes[m.To]
 	if !ok {

@@ -214,4 +214,5 @@ const (
 	RejectExists        = "exists"
 	RejectHasRegions    = "has_regions"
 	RejectCordoned      = "cordoned"
+	RejectNotDraining   = "not_draining"
 )

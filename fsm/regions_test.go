@@ -77,7 +77,11 @@ func TestMoveRegions(t *testing.T) {
 			cmd:         moveRegions(fsm.CauseManual, at(time.Hour), mv(1, 1, 2)),
 			wantApplied: true, wantMoved: []fsm.Move{mv(1, 1, 2)},
 			wantOwners: map[uint64]uint64{1: 2, 2: 2, 3: 3, 4: 1}},
-		{name: "drain accepted during maintenance", setup: with(cluster3(), on),
+		{name: "drain from a datanode that is not draining rejected", setup: with(cluster3(), on),
+			cmd:         moveRegions(fsm.CauseDrain, at(time.Hour), mv(1, 1, 3)),
+			wantApplied: false, wantCode: fsm.RejectNotDraining, wantRejects: map[uint64]string{1: fsm.RejectNotDraining},
+			wantOwners: cluster3Owners},
+		{name: "drain accepted during maintenance", setup: with(cluster3(), setAdmin(1, fsm.AdminDraining, at(time.Minute)), on),
 			cmd:         moveRegions(fsm.CauseDrain, at(time.Hour), mv(1, 1, 3), mv(4, 1, 2)),
 			wantApplied: true, wantMoved: []fsm.Move{mv(1, 1, 3), mv(4, 1, 2)},
 			wantOwners: map[uint64]uint64{1: 3, 2: 2, 3: 3, 4: 2}},
@@ -418,7 +422,7 @@ func TestRemoveDatanode(t *testing.T) {
 	if r := remove(9); r.Applied || r.Code != fsm.RejectNotFound {
 		t.Errorf("remove unknown: applied=%t code=%q, want not_found", r.Applied, r.Code)
 	}
-	idx = applyAll(t, f, idx, []step{moveRegions(fsm.CauseDrain, at(time.Hour), mv(1, 1, 2), mv(4, 1, 3))})
+	idx = applyAll(t, f, idx, []step{setAdmin(1, fsm.AdminDraining, at(time.Hour)), moveRegions(fsm.CauseDrain, at(time.Hour), mv(1, 1, 2), mv(4, 1, 3))})
 	if r := remove(1); !r.Applied {
 		t.Fatalf("remove an empty datanode: %s %s", r.Code, r.Reason)
 	}

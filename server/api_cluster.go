@@ -227,6 +227,15 @@ func parseMemberID(r *http.Request, _ []byte) (any, error) {
 	return id, validMemberID(id)
 }
 
+// afterChange maps an error that follows a committed membership change: a
+// "nothing applied" answer would be false, so it becomes outcome unknown.
+func afterChange(err error) error {
+	if errors.Is(err, errRetryElsewhere) {
+		return outcomeUnknown(fmt.Errorf("the membership change committed, but recording it in the member table failed: %w", err))
+	}
+	return err
+}
+
 // configChangeErr maps a raft membership-change error.
 func configChangeErr(err error) error {
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
@@ -270,6 +279,9 @@ func (n *Node) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Reque
 		n.log.Info("member added", "id", jr.ID, "raft_addr", jr.RaftAddr, "rpc_addr", jr.RPCAddr)
 	}
 	if err := n.setMember(ctx, jr); err != nil {
+		if !present {
+			return afterChange(err) // the voter was added already
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, joinResponse{ClusterID: n.fsm.ClusterID(), LeaderID: n.cfg.NodeID, Members: n.fsm.Members()})
@@ -334,6 +346,9 @@ func (n *Node) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	res, err := n.apply(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: clientAddr(r), Time: n.cfg.Now().UTC()})
 	if err != nil {
+		if inConfig {
+			return afterChange(err) // the server was removed already
+		}
 		return err
 	}
 	n.log.Info("member removed", "id", id, "index", res.Index)

@@ -215,6 +215,15 @@ func parseDatanodeID(r *http.Request, _ []byte) (any, error) {
 
 func (n *Node) runRemoveDatanode(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	id := in.(uint64)
+	t, err := n.currentTerm()
+	if err != nil {
+		return err
+	}
+	// Removing it would drop the only record that it may still serve
+	// regions under a lease: wait until it has closed them or its lease ran out.
+	if t.mon.StillServing(id) {
+		return errorf(http.StatusConflict, codeConflict, "datanode %d may still serve regions under its lease; retry once it has closed them or its lease has run out", id)
+	}
 	res, err := n.apply(ctx, fsm.CmdRemoveDatanode, fsm.RemoveDatanode{ID: id, By: clientAddr(r), Time: n.cfg.Now().UTC()})
 	if err != nil {
 		return err
@@ -225,9 +234,6 @@ func (n *Node) runRemoveDatanode(ctx context.Context, w http.ResponseWriter, r *
 		return errorf(http.StatusNotFound, codeNotFound, "%s", res.Reason)
 	default:
 		return errorf(http.StatusConflict, codeConflict, "%s", res.Reason)
-	}
-	if t := n.term.Load(); t != nil {
-		t.mon.Forget(id)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
 	return nil

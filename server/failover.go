@@ -25,8 +25,18 @@ func (n *Node) monitorConfig() failover.MonitorConfig {
 			AcceptableHeartbeatPause: c.AcceptableHeartbeatPause, FirstHeartbeatEstimate: c.FirstHeartbeatEstimate,
 			MaxSamples: 1000},
 		HeartbeatInterval: c.HeartbeatInterval, RegionLease: c.RegionLease,
-		LeaseMargin: c.HeartbeatInterval / 2,
+		LeaseMargin: leaseMargin(c),
 	}
+}
+
+// leaseMargin is how long past a lease's end the leader still assumes the
+// datanode may serve. It covers clock-rate differences and a deposed
+// leader: a partitioned old leader grants leases until it notices, up to
+// 2 × the leader lease timeout after its last quorum contact, while the new
+// leader seeds leases no earlier than a heartbeat timeout after that
+// contact.
+func leaseMargin(c Config) time.Duration {
+	return max(c.HeartbeatInterval/2, 2*c.LeaderLeaseTimeout-c.HeartbeatTimeout+250*time.Millisecond)
 }
 
 // startFailover sets up this term's monitor, seeded so that every known

@@ -13,6 +13,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// maxRelayBody bounds an answer a follower relays from the leader (large
+// route listings included).
+const maxRelayBody = 256 << 20
+
 // Headers of the forwarding protocol.
 const (
 	hdrForwardedBy = "X-Metasrv-Forwarded-By"
@@ -140,7 +144,13 @@ func (n *Node) forward(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return true
 	}
 	defer resp.Body.Close()
-	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxRelayBody+1))
+	if err == nil && len(respBody) > maxRelayBody {
+		// Never relay a cut-off answer as if it were whole.
+		writeError(w, errorf(http.StatusBadGateway, "answer_too_large",
+			"the leader's answer exceeds %d bytes; ask the leader (GET /admin/leader) directly", maxRelayBody))
+		return true
+	}
 	if err != nil {
 		if !write {
 			// Never relay a truncated answer to a read: retry it.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/metasrv/metasrv/failover"
 	"github.com/metasrv/metasrv/fsm"
 )
@@ -45,7 +43,7 @@ func (n *Node) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := n.term.Load()
-	if n.raft.State() != raft.Leader || !n.leaderReady.Load() || t == nil {
+	if !n.isReadyLeader() || t == nil {
 		lid, addr := n.leaderRPC()
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeNotLeader,
 			Msg:   "this node is not the leader; send heartbeats to leader_rpc_addr",
@@ -65,20 +63,15 @@ func (n *Node) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 		n.log.Info("datanode registered", "datanode", hb.ID, "addr", hb.Addr)
 	}
-	t.mon.Observe(hb)
-	reported := map[uint64]bool{}
-	for _, id := range hb.Regions {
-		reported[id] = true
-	}
 	resp := heartbeatResponse{LeaderID: n.cfg.NodeID, HeartbeatIntervalMs: n.cfg.HeartbeatInterval.Milliseconds(),
 		LeaseMs: n.cfg.RegionLease.Milliseconds(), Regions: []uint64{}, Open: []uint64{}, Close: []uint64{}}
 	owned := map[uint64]bool{}
 	for _, reg := range n.fsm.RegionsOf(hb.ID) {
 		owned[reg.ID] = true
 		resp.Regions = append(resp.Regions, reg.ID)
-		if !reported[reg.ID] && !t.mon.ServedElsewhere(reg.ID, hb.ID) {
-			resp.Open = append(resp.Open, reg.ID)
-		}
+	}
+	if open := t.mon.Grant(hb, resp.Regions); open != nil {
+		resp.Open = open
 	}
 	for _, id := range hb.Regions {
 		if !owned[id] {

@@ -62,6 +62,7 @@ func (n *Node) startLeadership() (stop func()) {
 
 func (n *Node) establish(ctx context.Context, wg *sync.WaitGroup) {
 	start := time.Now()
+	term := n.raft.CurrentTerm()
 	// The barrier makes the local FSM hold every committed entry: without
 	// it a new leader could read a stale maintenance=false.
 	for {
@@ -77,21 +78,29 @@ func (n *Node) establish(ctx context.Context, wg *sync.WaitGroup) {
 			return
 		}
 	}
+	// A barrier that completed in an earlier term proves nothing about this
+	// one (leadership lost and regained before this loop noticed).
+	if n.raft.CurrentTerm() != term || n.raft.State() != raft.Leader {
+		return
+	}
 	// Nothing else is appended before leaderReady is set (requests wait on
 	// it), so every entry up to LastIndex is now in the FSM or is a
 	// no-op/barrier; later entries all reach the FSM.
 	n.readFloor.Store(n.raft.LastIndex())
+	n.readyTerm.Store(term)
+	failoverWorker := n.startFailover() // heartbeats are taken from now on
 	n.leaderReady.Store(true)
 	n.metrics.isLeader.Set(1)
-	n.log.Info("leadership established", "term", n.raft.CurrentTerm(), "barrier", time.Since(start))
+	n.log.Info("leadership established", "term", term, "barrier", time.Since(start))
 
-	if n.fsm.ClusterID() == "" {
-		id := newClusterID()
-		n.applyUntilDone(ctx, fsm.CmdInitCluster, fsm.InitCluster{ClusterID: id, Time: n.cfg.Now().UTC()})
+	housekeeping := func(ctx context.Context) {
+		if n.fsm.ClusterID() == "" {
+			id := newClusterID()
+			n.applyUntilDone(ctx, fsm.CmdInitCluster, fsm.InitCluster{ClusterID: id, Time: n.cfg.Now().UTC()})
+		}
+		n.applyUntilDone(ctx, fsm.CmdSetMember, fsm.SetMember{Member: n.selfMember(), Time: n.cfg.Now().UTC()})
 	}
-	n.applyUntilDone(ctx, fsm.CmdSetMember, fsm.SetMember{Member: n.selfMember(), Time: n.cfg.Now().UTC()})
-
-	workers := append([]LeaderWorker{n.expiryWorker, n.startFailover()}, n.cfg.LeaderWorkers...)
+	workers := append([]LeaderWorker{housekeeping, n.expiryWorker, failoverWorker}, n.cfg.LeaderWorkers...)
 	for _, w := range workers {
 		wg.Add(1)
 		go func(w LeaderWorker) {

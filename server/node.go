@@ -43,8 +43,10 @@ type Node struct {
 	// barrier has completed: only then may it serve linearizable reads.
 	needJoin    atomic.Bool
 	leaderReady atomic.Bool
-	// readFloor is the last log index when leadership was established.
+	// readFloor is the last log index when leadership was established in
+	// readyTerm; both count only while readyTerm is the current term.
 	readFloor  atomic.Uint64
+	readyTerm  atomic.Uint64
 	leaderDone chan struct{} // closed when the leadership loop exits
 	// term is the leader-only state of the current leadership term.
 	term atomic.Pointer[leaderTerm]
@@ -214,7 +216,10 @@ func (n *Node) close(ctx context.Context) error {
 	n.cancel()
 	var errs []error
 	if err := waitFuture(ctx, n.raft.Shutdown()); err != nil {
-		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		// Raft is still running: closing its stores under it could corrupt
+		// them. Leave them to the process exit.
+		n.log.Error("raft did not shut down in time; leaving its stores open", "error", err)
+		return fmt.Errorf("raft shutdown: %w", err)
 	}
 	n.wg.Wait()
 	if err := n.closeStores(); err != nil {

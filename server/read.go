@@ -12,7 +12,7 @@ import (
 // leader: it takes the commit index, confirms leadership with a quorum
 // (VerifyLeader), and waits until the FSM has applied that index.
 func (n *Node) readIndex(ctx context.Context) error {
-	if n.raft.State() != raft.Leader || !n.leaderReady.Load() {
+	if !n.isReadyLeader() {
 		return errRetryElsewhere
 	}
 	idx := n.raft.CommitIndex()
@@ -21,6 +21,9 @@ func (n *Node) readIndex(ctx context.Context) error {
 			return errorf(http.StatusServiceUnavailable, codeTimeout, "confirming leadership timed out")
 		}
 		return errRetryElsewhere
+	}
+	if !n.isReadyLeader() {
+		return errRetryElsewhere // the term changed under us: idx may be from another term
 	}
 	// Entries up to the barrier that are not commands (the term's no-op and
 	// the barrier itself) never reach the FSM.
@@ -50,7 +53,7 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // leadership barrier. It returns false if it stops being leader or ctx ends.
 func (n *Node) waitLeaderReady(ctx context.Context) bool {
 	for {
-		if n.leaderReady.Load() {
+		if n.isReadyLeader() {
 			return true
 		}
 		if n.raft.State() != raft.Leader {
@@ -60,4 +63,10 @@ func (n *Node) waitLeaderReady(ctx context.Context) bool {
 			return false
 		}
 	}
+}
+
+// isReadyLeader is true while this node leads and has completed its
+// leadership barrier in the current term.
+func (n *Node) isReadyLeader() bool {
+	return n.leaderReady.Load() && n.raft.State() == raft.Leader && n.readyTerm.Load() == n.raft.CurrentTerm()
 }

@@ -23,8 +23,8 @@ import (
 // returns the time of the last move (the leader's proposal time, recorded
 // in the event).
 func (c *ecluster) failoverCommit(dn uint64, regions []uint64, since uint64) time.Time {
-	c.t.Helper()
-	c.eventually(fmt.Sprintf("dn%d's regions %v moved", dn, regions), waitLong, func() error {
+	c.T.Helper()
+	c.Eventually(fmt.Sprintf("dn%d's regions %v moved", dn, regions), func() error {
 		rs, err := c.routes()
 		if err != nil {
 			return err
@@ -39,7 +39,7 @@ func (c *ecluster) failoverCommit(dn uint64, regions []uint64, since uint64) tim
 	moved := map[string]bool{}
 	for _, e := range evs {
 		if e.Fields["cause"] != "failover" || e.Fields["to"] == e.Fields["from"] || e.Fields["phi"] == "" {
-			c.t.Errorf("move event %+v: want a failover away from dn%d with the detector's phi", e, dn)
+			c.T.Errorf("move event %+v: want a failover away from dn%d with the detector's phi", e, dn)
 		}
 		moved[e.Fields["region"]] = true
 		if e.Time.After(last) {
@@ -48,7 +48,7 @@ func (c *ecluster) failoverCommit(dn uint64, regions []uint64, since uint64) tim
 	}
 	for _, r := range regions {
 		if !moved[fmt.Sprint(r)] {
-			c.t.Errorf("no failover event for region %d of dn%d (events %+v)", r, dn, evs)
+			c.T.Errorf("no failover event for region %d of dn%d (events %+v)", r, dn, evs)
 		}
 	}
 	return last
@@ -110,7 +110,7 @@ func TestE2EFailoverWhenMaintenanceOff(t *testing.T) {
 // maintenance lets the failover happen.
 func TestE2EMaintenanceDefersFailoverAcrossLeaderKill(t *testing.T) {
 	c := startCluster(t, 3, 6)
-	if r := c.post("/admin/maintenance/enable", ""); r.code != http.StatusOK {
+	if r := c.PostJSON("/admin/maintenance/enable", ""); r.Code != http.StatusOK {
 		t.Fatalf("enable maintenance: %s", r)
 	}
 	before := c.mustRoutes()
@@ -152,7 +152,7 @@ func TestE2EMaintenanceDefersFailoverAcrossLeaderKill(t *testing.T) {
 
 	// A real maintenance window outlasts the detection window many times
 	// over: the deferred failover must still run however long it was dead.
-	c.eventually("a long outage", waitLong, func() error {
+	c.Eventually("a long outage", func() error {
 		vs, err := c.datanodeViews()
 		if err != nil {
 			return err
@@ -162,7 +162,7 @@ func TestE2EMaintenanceDefersFailoverAcrossLeaderKill(t *testing.T) {
 		}
 		return noMoves()
 	})
-	if r := c.post("/admin/maintenance/disable", ""); r.code != http.StatusOK {
+	if r := c.PostJSON("/admin/maintenance/disable", ""); r.Code != http.StatusOK {
 		t.Fatalf("disable maintenance: %s", r)
 	}
 	disabled := time.Now()
@@ -195,7 +195,7 @@ func TestE2EReturningDatanodeClosesLostRegions(t *testing.T) {
 	}
 	// Until the leader has heard from the new process, and after it, dn1
 	// must never serve a region it lost.
-	c.eventually("dn1 back and closed its lost regions", waitLong, func() error {
+	c.Eventually("dn1 back and closed its lost regions", func() error {
 		got, err := c.served(d)
 		if err != nil {
 			return err
@@ -216,7 +216,7 @@ func TestE2EReturningDatanodeClosesLostRegions(t *testing.T) {
 
 	// It is a full member again: a region migrated to it opens there.
 	r := owned[0]
-	if rep := c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r, d.ID), ""); rep.code != http.StatusOK {
+	if rep := c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r, d.ID), ""); rep.Code != http.StatusOK {
 		t.Fatalf("migrate region %d back to dn1: %s", r, rep)
 	}
 	c.waitServing(c.Datanodes()...)
@@ -227,8 +227,8 @@ func TestE2EReturningDatanodeClosesLostRegions(t *testing.T) {
 // serve it (the old owner served r since long before, and never reopens
 // it, so "new serves, then old still serves" means both at once).
 func (c *ecluster) watchHandover(r uint64, from, to *localcluster.Datanode) {
-	c.t.Helper()
-	c.eventually(fmt.Sprintf("region %d handed over from dn%d to dn%d", r, from.ID, to.ID), waitLong, func() error {
+	c.T.Helper()
+	c.Eventually(fmt.Sprintf("region %d handed over from dn%d to dn%d", r, from.ID, to.ID), func() error {
 		nb, err := c.served(to)
 		if err != nil {
 			return err
@@ -239,7 +239,7 @@ func (c *ecluster) watchHandover(r uint64, from, to *localcluster.Datanode) {
 		}
 		newServes, oldServes := slices.Contains(nb, r), slices.Contains(ob, r)
 		if newServes && oldServes {
-			c.t.Fatalf("region %d served by dn%d and dn%d at once", r, to.ID, from.ID)
+			c.T.Fatalf("region %d served by dn%d and dn%d at once", r, to.ID, from.ID)
 		}
 		if !newServes || oldServes {
 			return fmt.Errorf("dn%d serves %v, dn%d serves %v", to.ID, nb, from.ID, ob)
@@ -254,7 +254,7 @@ func (c *ecluster) watchHandover(r uint64, from, to *localcluster.Datanode) {
 // rules; no automatic move happens meanwhile.
 func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 	c := startCluster(t, 3, 6)
-	if r := c.post("/admin/maintenance/enable", ""); r.code != http.StatusOK {
+	if r := c.PostJSON("/admin/maintenance/enable", ""); r.Code != http.StatusOK {
 		t.Fatalf("enable maintenance: %s", r)
 	}
 	before := c.mustRoutes()
@@ -265,8 +265,8 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 	dn3.Kill()
 	c.waitFailedAnd(dn3.ID, true, false)
 	r1 := ownedBy(before, dn1.ID)[0]
-	rep := c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn3.ID), "")
-	if rep.code != http.StatusConflict || !strings.Contains(string(rep.body), `"error"`) {
+	rep := c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn3.ID), "")
+	if rep.Code != http.StatusConflict || !strings.Contains(string(rep.Body), `"error"`) {
 		t.Errorf("migrate to a failed datanode: %s, want 409 with a JSON error", rep)
 	}
 	if err := dn3.Start(); err != nil {
@@ -282,15 +282,15 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 	}
 
 	// Manual migration of r1 from dn1 to dn2.
-	var want route
+	var want localcluster.Route
 	for _, r := range before {
 		if r.ID == r1 {
 			want = r
 		}
 	}
-	rep = c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn2.ID), "")
-	var got route
-	if rep.code != http.StatusOK || jsonInto(rep.body, &got) != nil || got.ID != r1 || got.Datanode != dn2.ID || got.Version != want.Version+1 {
+	rep = c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn2.ID), "")
+	var got localcluster.Route
+	if rep.Code != http.StatusOK || jsonInto(rep.Body, &got) != nil || got.ID != r1 || got.Datanode != dn2.ID || got.Version != want.Version+1 {
 		t.Fatalf("migrate %d to dn2: %s, want 200 with the route on dn2 at version %d", r1, rep, want.Version+1)
 	}
 	c.watchHandover(r1, dn1, dn2)
@@ -302,20 +302,20 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 	}
 
 	// Already there: 200, unchanged. A stale from: 409, nothing applied.
-	rep = c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn2.ID), "")
-	if rep.code != http.StatusOK || jsonInto(rep.body, &got) != nil || got.Datanode != dn2.ID || got.Version != want.Version+1 {
+	rep = c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r1, dn2.ID), "")
+	if rep.Code != http.StatusOK || jsonInto(rep.Body, &got) != nil || got.Datanode != dn2.ID || got.Version != want.Version+1 {
 		t.Errorf("migrate to its owner: %s, want 200 unchanged at version %d", rep, want.Version+1)
 	}
 	after := c.mustRoutes()
-	rep = c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d&from=%d", r1, dn3.ID, dn1.ID), "")
-	if rep.code != http.StatusConflict {
+	rep = c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d&from=%d", r1, dn3.ID, dn1.ID), "")
+	if rep.Code != http.StatusConflict {
 		t.Errorf("migrate with a stale from: %s, want 409", rep)
 	}
 	if err := c.unchanged(after)(); err != nil {
 		t.Errorf("after a refused migration: %v", err)
 	}
 	var m struct{ Enabled bool }
-	if err := c.getJSON("/admin/maintenance", &m); err != nil || !m.Enabled {
+	if err := c.GetJSON("/admin/maintenance", &m); err != nil || !m.Enabled {
 		t.Errorf("maintenance: %+v %v, want still enabled", m, err)
 	}
 }
@@ -326,7 +326,7 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 // before that lease has run out.
 func TestE2EMigrationAcrossLeaderChangeNeverServesTwice(t *testing.T) {
 	c := startCluster(t, 3, 6)
-	if r := c.post("/admin/maintenance/enable", ""); r.code != http.StatusOK {
+	if r := c.PostJSON("/admin/maintenance/enable", ""); r.Code != http.StatusOK {
 		t.Fatalf("enable maintenance: %s", r)
 	}
 	from, to := c.Datanode(1), c.Datanode(2)
@@ -338,7 +338,7 @@ func TestE2EMigrationAcrossLeaderChangeNeverServesTwice(t *testing.T) {
 	// leader's receive time and at least a round trip before it.
 	lastHB, _ := c.lastHeartbeat(from)
 	holdsUntil := lastHB.Add(regionLease - 200*time.Millisecond)
-	if rep := c.post(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r, to.ID), ""); rep.code != http.StatusOK {
+	if rep := c.PostJSON(fmt.Sprintf("/admin/regions/%d/migrate?to=%d", r, to.ID), ""); rep.Code != http.StatusOK {
 		t.Fatalf("migrate: %s", rep)
 	}
 	old := c.leader()
@@ -346,7 +346,7 @@ func TestE2EMigrationAcrossLeaderChangeNeverServesTwice(t *testing.T) {
 	killed := time.Now()
 	c.leader()
 	var opened time.Time
-	c.eventually(fmt.Sprintf("dn%d opens region %d", to.ID, r), waitLong, func() error {
+	c.Eventually(fmt.Sprintf("dn%d opens region %d", to.ID, r), func() error {
 		got, err := c.served(to)
 		if err != nil {
 			return err
@@ -419,7 +419,7 @@ func TestE2ECutOffDatanodeStopsServing(t *testing.T) {
 		}
 	}
 	stopped := map[uint64]time.Duration{}
-	c.eventually("every datanode stops serving", waitLong, func() error {
+	c.Eventually("every datanode stops serving", func() error {
 		for _, d := range c.Datanodes() {
 			if _, ok := stopped[d.ID]; ok {
 				continue
@@ -482,15 +482,15 @@ func TestE2EFailoverBrake(t *testing.T) {
 	c.waitServing(c.others(dn1.ID)...)
 
 	// Failed and empty now: an operator may remove it.
-	rep, err := c.api(http.MethodDelete, "/admin/datanodes/1", "")
-	if err != nil || rep.code != http.StatusOK {
+	rep, err := c.Call(http.MethodDelete, "/admin/datanodes/1", "")
+	if err != nil || rep.Code != http.StatusOK {
 		t.Fatalf("remove dn1: %s %v", rep, err)
 	}
 	vs, err := c.datanodeViews()
 	if _, ok := vs[1]; err != nil || ok || len(vs) != 2 {
 		t.Errorf("datanodes after removing dn1: %+v %v", vs, err)
 	}
-	if rep, err = c.api(http.MethodDelete, "/admin/datanodes/1", ""); err != nil || rep.code != http.StatusNotFound {
+	if rep, err = c.Call(http.MethodDelete, "/admin/datanodes/1", ""); err != nil || rep.Code != http.StatusNotFound {
 		t.Errorf("remove dn1 again: %s %v, want 404", rep, err)
 	}
 }
