@@ -40,7 +40,12 @@ for i in 1 2 3; do
   pids+=($!)
 done
 
-# The demo table: 6 regions spread over the live datanodes.
+# The demo table: 6 regions spread over the three datanodes, once all are alive.
+for _ in $(seq 1 100); do
+  alive=$(curl -s -m 2 http://127.0.0.1:3002/admin/datanodes | grep -o '"status":"alive"' | wc -l || true)
+  [ "$alive" -ge 3 ] && break
+  sleep 0.2
+done
 for _ in $(seq 1 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:3002/admin/tables \
     -H 'Content-Type: application/json' -d '{"name":"demo","regions":6}' || true)
