@@ -36,16 +36,6 @@ func (f *FSM) applyRemoveDatanode(index uint64, c RemoveDatanode) Result {
 	return Result{Applied: true}
 }
 
-func (f *FSM) regionCountLocked(dn uint64) int {
-	n := 0
-	for _, r := range f.st.Regions {
-		if r.Datanode == dn {
-			n++
-		}
-	}
-	return n
-}
-
 func (f *FSM) applyCreateTable(index uint64, c CreateTable) Result {
 	if c.Name == "" || len(c.Placement) == 0 {
 		return Result{Code: RejectInvalid, Reason: "a table needs a name and at least one region"}
@@ -64,6 +54,7 @@ func (f *FSM) applyCreateTable(index uint64, c CreateTable) Result {
 		r := &Region{ID: f.st.NextRegionID, Table: c.Name, Datanode: dn, Version: 1, MovedAt: c.Time}
 		f.st.NextRegionID++
 		f.st.Regions[r.ID] = r
+		f.owners.add(dn, r.ID)
 		t.Regions = append(t.Regions, r.ID)
 		created = append(created, *r)
 	}
@@ -78,8 +69,15 @@ func (f *FSM) applyDropTable(index uint64, c DropTable) Result {
 	if !ok {
 		return Result{Code: RejectNotFound, Reason: fmt.Sprintf("no table %q", c.Name)}
 	}
+	byOwner := map[uint64][]uint64{}
 	for _, id := range t.Regions {
+		if r, ok := f.st.Regions[id]; ok {
+			byOwner[r.Datanode] = append(byOwner[r.Datanode], id)
+		}
 		delete(f.st.Regions, id)
+	}
+	for dn, ids := range byOwner {
+		f.owners.remove(dn, ids...)
 	}
 	delete(f.st.Tables, c.Name)
 	f.addEvent(Event{Index: index, Time: c.Time, Type: EventTableDropped, By: c.By, Fields: map[string]string{"table": c.Name}})
@@ -115,6 +113,8 @@ func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
 		if r.Datanode == m.To {
 			continue // already there
 		}
+		f.owners.remove(r.Datanode, r.ID)
+		f.owners.add(m.To, r.ID)
 		r.PrevDatanode, r.Datanode = r.Datanode, m.To
 		r.Version++
 		r.MovedAt = c.Time

@@ -47,7 +47,9 @@ var knownVersions = map[string]int{
 // introduced at some protocol level; the leader proposes it only once every
 // member speaks that level, so a rolling upgrade never feeds an old binary
 // a command it does not know (which would stop it, by design).
-const Protocol = 1
+// Protocol 2 adds no command: it says the member reads snapshot format 2
+// (CompactSnapshotProtocol).
+const Protocol = 2
 
 // commandProtocol is the protocol level at which each type was introduced.
 var commandProtocol = map[string]int{}

@@ -27,6 +27,7 @@ type FSM struct {
 
 	mu      sync.RWMutex
 	st      *State
+	owners  owners // region ids by owning datanode, derived from st.Regions
 	changed chan struct{}
 }
 
@@ -40,7 +41,7 @@ func New(cfg Config) *FSM {
 			panic(fmt.Sprintf("fsm: entry %d has unknown command %q v%d", index, typ, v))
 		}
 	}
-	return &FSM{cfg: cfg, st: newState(), changed: make(chan struct{})}
+	return &FSM{cfg: cfg, st: newState(), owners: owners{}, changed: make(chan struct{})}
 }
 
 // Apply applies one raft log entry at index and returns its Result.
@@ -186,19 +187,22 @@ type snapshotFile struct {
 	State  *State `json:"state"`
 }
 
-// snapshotFormat is the on-disk snapshot version; Restore reads every
-// version up to it.
-const snapshotFormat = 1
+// snapshotFormat is the newest on-disk snapshot version; Restore reads
+// every version up to it. Format 1 is one JSON object; format 2
+// (WriteSnapshotCompact) moves the routes to a binary section.
+const snapshotFormat = 2
 
-// WriteSnapshot serialises st (taken with Snapshot) to w.
+// WriteSnapshot serialises st (taken with Snapshot) to w in format 1, which
+// every binary reads.
 func WriteSnapshot(w io.Writer, st *State) error {
-	return json.NewEncoder(w).Encode(snapshotFile{Format: snapshotFormat, State: st})
+	return json.NewEncoder(w).Encode(snapshotFile{Format: 1, State: st})
 }
 
 // Restore replaces the whole state atomically with the snapshot in r.
 func (f *FSM) Restore(r io.Reader) error {
 	var sf snapshotFile
-	if err := json.NewDecoder(r).Decode(&sf); err != nil {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&sf); err != nil {
 		return fmt.Errorf("restore: decode snapshot: %w", err)
 	}
 	if sf.Format < 1 || sf.Format > snapshotFormat {
@@ -209,8 +213,15 @@ func (f *FSM) Restore(r io.Reader) error {
 		st = newState()
 	}
 	st.initMaps()
+	if sf.Format == 2 {
+		if err := readCompact(io.MultiReader(dec.Buffered(), r), st); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	own := buildOwners(st.Regions)
 	f.mu.Lock()
 	f.st = st
+	f.owners = own
 	ch := f.changed
 	f.changed = make(chan struct{})
 	f.mu.Unlock()

@@ -268,7 +268,7 @@ func TestRestoreRejects(t *testing.T) {
 		data    string
 		wantErr string
 	}{
-		{"newer format", `{"format":2,"state":{"cluster_id":"future","applied_index":99}}`, "newer"},
+		{"newer format", `{"format":3,"state":{"cluster_id":"future","applied_index":99}}`, "newer"},
 		{"much newer format", `{"format":1000,"state":null}`, "format"},
 		{"missing format", `{"state":{"cluster_id":"x"}}`, "format"},
 		{"garbage", `not json`, "decode"},

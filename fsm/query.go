@@ -114,17 +114,3 @@ func (f *FSM) Region(id uint64) (Region, bool) {
 	}
 	return *r, true
 }
-
-// RegionsOf returns the regions owned by datanode dn, sorted by id.
-func (f *FSM) RegionsOf(dn uint64) []Region {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []Region
-	for _, r := range f.st.Regions {
-		if r.Datanode == dn {
-			out = append(out, *r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}

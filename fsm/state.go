@@ -158,10 +158,15 @@ func (s *State) clone() *State {
 		tt.Regions = append([]uint64(nil), t.Regions...)
 		c.Tables[k] = &tt
 	}
+	// One allocation for every route of the copy (a snapshot of a million
+	// regions is taken under the read lock, so it must be quick).
 	c.Regions = make(map[uint64]*Region, len(s.Regions))
+	slab := make([]Region, len(s.Regions))
+	i := 0
 	for k, r := range s.Regions {
-		rr := *r
-		c.Regions[k] = &rr
+		slab[i] = *r
+		c.Regions[k] = &slab[i]
+		i++
 	}
 	c.Events = append([]Event(nil), s.Events...)
 	return &c

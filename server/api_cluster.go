@@ -258,6 +258,12 @@ func (n *Node) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Reque
 		return errorf(http.StatusConflict, "cluster_id_mismatch",
 			"node %s belongs to cluster %s, this is cluster %s: wipe its data dir to join", jr.ID, jr.ClusterID, cid)
 	}
+	// Snapshots and commands follow the cluster's protocol level: an older
+	// binary could not install them, so it may not join.
+	if have, need := max(jr.Protocol, 1), n.clusterProtocol(); have < need {
+		return errorf(http.StatusConflict, "protocol_too_old",
+			"node %s speaks protocol %d but this cluster uses %d: run the current binary on it", jr.ID, have, need)
+	}
 	servers, err := n.raftServers()
 	if err != nil {
 		return err

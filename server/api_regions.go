@@ -180,10 +180,7 @@ type datanodeView struct {
 
 func (n *Node) runListDatanodes(_ context.Context, w http.ResponseWriter, _ *http.Request, _ any) error {
 	t := n.term.Load()
-	counts := map[uint64]int{}
-	for _, r := range n.fsm.Regions() {
-		counts[r.Datanode]++
-	}
+	counts := n.fsm.RegionCounts()
 	now := n.cfg.Now()
 	out := []datanodeView{}
 	for _, d := range n.fsm.Datanodes() {

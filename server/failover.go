@@ -82,6 +82,11 @@ func (c fsmCluster) Reported(id, region uint64) bool { return c.mon.Reported(id,
 func (c fsmCluster) Maintenance() fsm.Maintenance { return c.n.fsm.Maintenance() }
 func (c fsmCluster) Datanodes() []fsm.Datanode    { return c.n.fsm.Datanodes() }
 func (c fsmCluster) Regions() []fsm.Region        { return c.n.fsm.Regions() }
+
+// RegionCounts and RegionsOf let the failover runner's tick read the
+// FSM's owner index instead of copying every route each second.
+func (c fsmCluster) RegionCounts() map[uint64]int     { return c.n.fsm.RegionCounts() }
+func (c fsmCluster) RegionsOf(id uint64) []fsm.Region { return c.n.fsm.RegionsOf(id) }
 func (c fsmCluster) Propose(ctx context.Context, cmd fsm.MoveRegions) (fsm.Result, error) {
 	return c.n.apply(ctx, fsm.CmdMoveRegions, cmd)
 }
@@ -98,10 +103,7 @@ func (n *Node) currentTerm() (*leaderTerm, error) {
 // liveTargets lists datanodes that may receive regions now: alive and
 // active, with their region counts.
 func (n *Node) liveTargets(t *leaderTerm) []failover.Load {
-	counts := map[uint64]int{}
-	for _, r := range n.fsm.Regions() {
-		counts[r.Datanode]++
-	}
+	counts := n.fsm.RegionCounts()
 	var out []failover.Load
 	for _, d := range n.fsm.Datanodes() {
 		if d.AdminState != "" && d.AdminState != fsm.AdminActive {

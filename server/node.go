@@ -158,11 +158,16 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, raftFSM{n.fsm}, logs, store, snaps, n.transport)
+	// Snapshots use format 2 once every voter reads it; opened orders the
+	// assignment of n.raft before its use on raft's snapshot goroutine.
+	var opened atomic.Bool
+	compact := func() bool { return opened.Load() && n.clusterProtocol() >= fsm.CompactSnapshotProtocol }
+	n.raft, err = raft.NewRaft(rc, raftFSM{f: n.fsm, compact: compact}, logs, store, snaps, n.transport)
 	if err != nil {
 		n.transport.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
+	opened.Store(true)
 	return n.bootstrap(hasState)
 }
 

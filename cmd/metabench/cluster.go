@@ -76,9 +76,13 @@ type env struct {
 	client *http.Client
 	logf   func(format string, args ...any)
 
+	etcdBin string // set when a section needs etcd
+	dnBin   string // datanode binary, next to metasrv
+
 	mu       sync.Mutex
 	seq      int
 	clusters []*localcluster.Cluster
+	etcds    []*etcdCluster
 }
 
 // startCluster starts a 3-node cluster and waits until every node is
@@ -145,10 +149,13 @@ func (e *env) ready(n *localcluster.Node) error {
 // closeAll kills every cluster's processes.
 func (e *env) closeAll() {
 	e.mu.Lock()
-	cs := e.clusters
-	e.clusters = nil
+	cs, es := e.clusters, e.etcds
+	e.clusters, e.etcds = nil, nil
 	e.mu.Unlock()
 	for _, c := range cs {
+		c.Close()
+	}
+	for _, c := range es {
 		c.Close()
 	}
 }

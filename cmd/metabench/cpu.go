@@ -25,14 +25,25 @@ const selfKey = "client"
 type cpuSample map[string]time.Duration
 
 func sampleCPU(c *localcluster.Cluster) cpuSample {
+	return sampleCPUDirs(clusterDirs(c))
+}
+
+// clusterDirs maps each metasrv node's --data-dir to its id.
+func clusterDirs(c *localcluster.Cluster) map[string]string {
+	byDir := map[string]string{}
+	for _, n := range c.Nodes() {
+		byDir[filepath.Clean(n.DataDir)] = n.ID
+	}
+	return byDir
+}
+
+// sampleCPUDirs samples the child processes whose --data-dir is a key of
+// byDir (metasrv or etcd), by the id it maps to.
+func sampleCPUDirs(byDir map[string]string) cpuSample {
 	s := cpuSample{}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s[selfKey] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	byDir := map[string]string{}
-	for _, n := range c.Nodes() {
-		byDir[filepath.Clean(n.DataDir)] = n.ID
 	}
 	me := os.Getpid()
 	ents, err := os.ReadDir("/proc")
@@ -141,4 +152,57 @@ func machineCPU() (busy, total time.Duration) {
 		}
 	}
 	return busy, total
+}
+
+// pidOf finds the child process whose --data-dir is dir (0 if none).
+func pidOf(dir string) int {
+	byDir := map[string]string{filepath.Clean(dir): "x"}
+	me := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := procStat(pid); ok && ppid == me && nodeOf(pid, byDir) != "" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procMem returns a process's resident set and its peak (VmRSS, VmHWM)
+// in bytes.
+func procMem(pid int) (rss, peak int64) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n * 1024
+		case "VmHWM":
+			peak = n * 1024
+		}
+	}
+	return rss, peak
+}
+
+// procCPU is the CPU time (user+system) a process has used so far.
+func procCPU(pid int) time.Duration {
+	_, cpu, _ := procStat(pid)
+	return cpu
 }

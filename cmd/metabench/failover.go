@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -75,21 +74,5 @@ func runFailover(e *env, set timeoutSet, o failoverOpts) (*failoverResult, error
 
 // firstAck writes to the survivors in turn until one acknowledges.
 func firstAck(e *env, survivors []*localcluster.Node, trial int, start time.Time, o failoverOpts) (time.Duration, int, string, error) {
-	var lastErr error
-	for i := 0; time.Since(start) < o.giveUp; i++ {
-		n := survivors[(trial+i)%len(survivors)]
-		ctx, cancel := context.WithTimeout(context.Background(), o.reqTimeout)
-		ok, err := postToggle(ctx, e.client, n.RPCAddr, i%2 == 0)
-		timedOut := ctx.Err() != nil
-		cancel()
-		if ok {
-			return time.Since(start), i + 1, n.ID, nil
-		}
-		lastErr = err
-		// A refused connection or an immediate 503 would otherwise spin.
-		if !timedOut {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return 0, 0, "", fmt.Errorf("no write acknowledged within %s: last error: %v", o.giveUp, lastErr)
+	return firstAckOf(oursTargets(e, survivors), trial, start, o)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -93,6 +94,21 @@ func (r loadResult) P(p float64) time.Duration { return percentile(r.Lat, p) }
 // enable=false on rpcAddr until dur has passed or maxOps writes were sent,
 // whichever comes first.
 func runLoad(c *http.Client, rpcAddr string, conc int, dur time.Duration, maxOps int64, reqTimeout time.Duration) loadResult {
+	return runOps(conc, dur, maxOps, reqTimeout, func(ctx context.Context, i int64) error {
+		_, err := postToggle(ctx, c, rpcAddr, i%2 == 1)
+		return err
+	})
+}
+
+// opFunc is one request of a load cell; i numbers the requests from 1.
+// A nil error means acknowledged.
+type opFunc func(ctx context.Context, i int64) error
+
+// runOps runs conc closed-loop clients, each calling op (with its own
+// per-request timeout) until dur has passed or maxOps requests were sent,
+// whichever comes first. Every cell of metabench, metasrv or etcd, goes
+// through this loop and the same HTTP client.
+func runOps(conc int, dur time.Duration, maxOps int64, reqTimeout time.Duration, op opFunc) loadResult {
 	var (
 		sent     atomic.Int64
 		wg       sync.WaitGroup
@@ -115,10 +131,10 @@ func runLoad(c *http.Client, rpcAddr string, conc int, dur time.Duration, maxOps
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), reqTimeout)
 				t := time.Now()
-				ok, err := postToggle(ctx, c, rpcAddr, i%2 == 1)
+				err := op(ctx, i)
 				d := time.Since(t)
 				cancel()
-				if ok {
+				if err == nil {
 					lat = append(lat, d)
 				} else {
 					errs++
@@ -139,4 +155,30 @@ func runLoad(c *http.Client, rpcAddr string, conc int, dur time.Duration, maxOps
 		res.FirstErr = v
 	}
 	return res
+}
+
+// doReq sends one request and succeeds on 200; the body is drained so the
+// connection is reused.
+func doReq(ctx context.Context, c *http.Client, method, url string, body []byte) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

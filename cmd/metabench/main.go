@@ -44,18 +44,31 @@ type config struct {
 	foSets    []timeoutSet
 	stability stabilityOpts
 	stSets    []timeoutSet
+
+	compare   compareOpts
+	fcSets    []timeoutSet
+	fcOpts    failoverOpts
+	reaction  reactionOpts
+	scale     scaleOpts
+	scaleArgs []string
+	benchtime string
+
+	stabilityArgs []string
+	analysis      string // markdown appended to a bench-compare report
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("metabench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &config{}
+	var err0 error
 	var sections, concs, foSets, stSets string
 	fs.StringVar(&cfg.bin, "bin", "bin", "directory holding the metasrv binary (or the binary itself)")
 	fs.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory for data and logs (default: a new temporary directory)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the scratch directory (it is always kept after a failure)")
-	fs.StringVar(&sections, "sections", "writes,failover,stability", "sections to run: writes, failover, stability")
+	fs.StringVar(&sections, "sections", "writes,failover,stability",
+		"sections to run: writes, failover, stability (make bench); compare, failover-compare, reaction, scale, snapshot (make bench-compare, side by side with etcd)")
 
 	fs.StringVar(&concs, "conc", "1,64", "write concurrencies (closed-loop clients)")
 	fs.IntVar(&cfg.writes.runs, "runs", 5, "write runs (a fresh cluster each); figures are medians over runs")
@@ -75,8 +88,81 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&stSets, "stability-timeouts", "default", "raft timeout sets for the leader-stability run (same syntax)")
 	fs.DurationVar(&cfg.stability.poll, "stability-poll", 250*time.Millisecond, "how often the stability run polls GET /admin/raft")
 
+	fs.StringVar(&cfg.analysis, "analysis", "", "markdown file appended to a bench-compare report (what stands in the way of missed targets)")
+	var stArgs string
+	fs.StringVar(&stArgs, "stability-args", "", "stability: extra metasrv flags (space separated)")
+	var cmpConcs, cmpReadConcs, cmpArgs, fcSets, rSets, rTrials, scaleNs, scaleArgs string
+	fs.StringVar(&cmpConcs, "compare-conc", "1,16,64", "compare: write concurrencies")
+	fs.StringVar(&cmpReadConcs, "compare-read-conc", "16", "compare: read concurrencies")
+	fs.IntVar(&cfg.compare.runs, "compare-runs", 3, "compare: runs (fresh metasrv and etcd clusters each); figures are medians over runs")
+	fs.DurationVar(&cfg.compare.duration, "compare-duration", 5*time.Second, "compare: measured duration of each cell")
+	fs.DurationVar(&cfg.compare.warmup, "compare-warmup", time.Second, "compare: unmeasured warm-up before each cell")
+	fs.StringVar(&cmpArgs, "compare-args", "--log-level info", "compare, failover-compare, stability in bench-compare: extra metasrv flags (space separated)")
+	fs.StringVar(&fcSets, "failover-compare-timeouts", "default,hashicorp=1s/1s/500ms", "failover-compare: metasrv raft timeout sets, measured next to etcd's defaults")
+	fs.IntVar(&cfg.fcOpts.trials, "failover-compare-trials", 20, "failover-compare: leader kills per set (etcd too)")
+	fs.StringVar(&rSets, "reaction-sets", "greptimedb,fast", "reaction: datanode failure-detection timing sets (greptimedb, fast)")
+	fs.StringVar(&rTrials, "reaction-trials", "greptimedb=7,fast=15", "reaction: datanode kills per set")
+	fs.IntVar(&cfg.reaction.regions, "reaction-regions", 30, "reaction: regions in the table")
+	fs.IntVar(&cfg.reaction.datanodes, "reaction-datanodes", 3, "reaction: datanode processes")
+	fs.StringVar(&scaleNs, "scale", "1000,5000", "scale: simulated datanode counts")
+	fs.IntVar(&cfg.scale.regions, "scale-regions", 100, "scale: regions per simulated datanode")
+	fs.DurationVar(&cfg.scale.interval, "scale-interval", 3*time.Second, "scale: heartbeat interval")
+	fs.DurationVar(&cfg.scale.measure, "scale-measure", 30*time.Second, "scale: measured window")
+	fs.DurationVar(&cfg.scale.settle, "scale-settle", 4*time.Minute, "scale: bound on registration, table creation and first opens")
+	fs.IntVar(&cfg.scale.inflight, "scale-inflight", 128, "scale: bound on concurrent heartbeat requests")
+	fs.StringVar(&scaleArgs, "scale-args", "--log-level info", "scale: extra metasrv flags (space separated)")
+	fs.StringVar(&cfg.benchtime, "snapshot-benchtime", "3x", "snapshot: -benchtime of go test -bench Snapshot ./fsm")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	cfg.compare.maxOps, cfg.compare.reqTimeout = cfg.writes.maxOps, cfg.writes.reqTimeout
+	cfg.compare.oursArgs = strings.Fields(cmpArgs)
+	cfg.scaleArgs = strings.Fields(scaleArgs)
+	cfg.stabilityArgs = strings.Fields(stArgs)
+	cfg.scale.reqTimeout = cfg.scale.interval
+	cfg.fcOpts.reqTimeout, cfg.fcOpts.giveUp = cfg.failover.reqTimeout, cfg.failover.giveUp
+	var perr error
+	ints := func(name, v string) []int {
+		var out []int
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				perr = fmt.Errorf("-%s: bad number %q", name, f)
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	cfg.compare.concs = ints("compare-conc", cmpConcs)
+	cfg.compare.readConcs = ints("compare-read-conc", cmpReadConcs)
+	cfg.scale.datanodes = ints("scale", scaleNs)
+	if perr != nil {
+		return nil, perr
+	}
+	for _, r := range strings.Split(rSets, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if _, ok := reactionSets[r]; !ok {
+			return nil, fmt.Errorf("-reaction-sets: unknown set %q (greptimedb, fast)", r)
+		}
+		cfg.reaction.sets = append(cfg.reaction.sets, r)
+	}
+	cfg.reaction.trials = map[string]int{}
+	for _, kv := range strings.Split(rTrials, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 1 {
+			return nil, fmt.Errorf("-reaction-trials: want SET=N,... got %q", kv)
+		}
+		cfg.reaction.trials[k] = n
+	}
+	cfg.reaction.giveUp = 90 * time.Second
+	if cfg.fcSets, err0 = parseTimeoutSets(fcSets); err0 != nil {
+		return nil, fmt.Errorf("-failover-compare-timeouts: %w", err0)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -87,7 +173,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	for _, s := range strings.Split(sections, ",") {
 		s = strings.TrimSpace(s)
 		switch s {
-		case "writes", "failover", "stability":
+		case "writes", "failover", "stability", "compare", "failover-compare", "reaction", "scale", "snapshot":
 			cfg.sections[s] = true
 		case "":
 		default:
@@ -150,7 +236,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range cfg.writes.concs {
 		maxConc = max(maxConc, c)
 	}
-	e := &env{bin: cfg.bin, dir: dir, client: newClient(maxConc),
+	for _, c := range cfg.compare.concs {
+		maxConc = max(maxConc, c)
+	}
+	for _, c := range cfg.compare.readConcs {
+		maxConc = max(maxConc, c)
+	}
+	e := &env{bin: cfg.bin, dir: dir, client: newClient(maxConc), dnBin: filepath.Join(filepath.Dir(cfg.bin), "datanode"),
 		logf: func(format string, a ...any) {
 			fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
 		}}
@@ -170,6 +262,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "metabench: %v\nscratch directory (logs) kept: %s\n", err, dir)
 		return 1
 	}
+	if cfg.sections["compare"] || cfg.sections["failover-compare"] {
+		if e.etcdBin, err = ensureEtcd(e.logf); err != nil {
+			return failed(fmt.Errorf("etcd: %w", err))
+		}
+		rep.etcdVersion = etcdVersion(e.etcdBin)
+		e.logf("etcd: %s (%s)", e.etcdBin, rep.etcdVersion)
+	}
+	if cfg.sections["snapshot"] {
+		if rep.snapshot, err = runSnapshotBench(e, cfg.benchtime); err != nil {
+			return failed(fmt.Errorf("snapshot: %w", err))
+		}
+	}
+	if cfg.sections["compare"] {
+		if rep.compare, err = runCompare(e, cfg.compare); err != nil {
+			return failed(err)
+		}
+	}
+	if cfg.sections["failover-compare"] {
+		for _, set := range cfg.fcSets {
+			set.Args = append(append([]string{}, set.Args...), cfg.compare.oursArgs...)
+			r, err := runFailover(e, set, cfg.fcOpts)
+			if err != nil {
+				return failed(fmt.Errorf("failover %s: %w", set.Name, err))
+			}
+			rep.fcOurs = append(rep.fcOurs, r)
+		}
+		if rep.fcEtcd, err = runFailoverEtcd(e, cfg.fcOpts); err != nil {
+			return failed(fmt.Errorf("failover etcd: %w", err))
+		}
+	}
+	if cfg.sections["reaction"] {
+		if !fileExists(e.dnBin) {
+			return failed(fmt.Errorf("reaction: no datanode binary at %s (run make build)", e.dnBin))
+		}
+		for _, name := range cfg.reaction.sets {
+			r, err := runReaction(e, reactionSets[name], max(cfg.reaction.trials[name], 1), cfg.reaction)
+			if err != nil {
+				return failed(fmt.Errorf("reaction %s: %w", name, err))
+			}
+			rep.reaction = append(rep.reaction, r)
+		}
+	}
+	if cfg.sections["scale"] {
+		for _, n := range cfg.scale.datanodes {
+			r, err := runScale(e, n, cfg.scale, cfg.scaleArgs)
+			if err != nil {
+				// A size the leader cannot reach is a result, not a crash.
+				e.logf("scale %d: FAILED: %v", n, err)
+				rep.scaleErrs = append(rep.scaleErrs, fmt.Sprintf("%d datanodes × %d regions: %v", n, cfg.scale.regions, err))
+				continue
+			}
+			rep.scale = append(rep.scale, r)
+		}
+	}
 	if cfg.sections["writes"] {
 		if rep.writes, err = runWrites(e, cfg.writes); err != nil {
 			return failed(err)
@@ -186,6 +332,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.sections["stability"] {
 		for _, set := range cfg.stSets {
+			set.Args = append(append([]string{}, set.Args...), cfg.stabilityArgs...)
 			r, err := runStability(e, set, cfg.stability)
 			if err != nil {
 				return failed(fmt.Errorf("stability %s: %w", set.Name, err))
