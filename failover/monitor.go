@@ -69,6 +69,11 @@ type Monitor struct {
 
 	mu    sync.Mutex
 	nodes map[uint64]*tracked
+	// holders indexes, per region, the datanodes that reported it or were
+	// told to open it; unheard holds seeded datanodes not heard from yet.
+	// They keep ServedElsewhere independent of the number of datanodes.
+	holders map[uint64]map[uint64]struct{}
+	unheard map[uint64]struct{}
 }
 
 type tracked struct {
@@ -84,7 +89,8 @@ func NewMonitor(cfg MonitorConfig, now func() time.Time) *Monitor {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = 10
 	}
-	return &Monitor{cfg: cfg, now: now, nodes: map[uint64]*tracked{}}
+	return &Monitor{cfg: cfg, now: now, nodes: map[uint64]*tracked{},
+		holders: map[uint64]map[uint64]struct{}{}, unheard: map[uint64]struct{}{}}
 }
 
 // Seed starts tracking ids as if each had just heartbeated and renewed its
@@ -96,6 +102,7 @@ func (m *Monitor) Seed(ids []uint64) {
 	for _, id := range ids {
 		if _, ok := m.nodes[id]; !ok {
 			m.nodes[id] = &tracked{det: NewDetector(m.cfg.Detector, now), leaseUntil: now.Add(m.cfg.RegionLease)}
+			m.unheard[id] = struct{}{}
 		}
 	}
 }
@@ -129,6 +136,7 @@ func (m *Monitor) Grant(hb Heartbeat, owned []uint64) (open []uint64) {
 			t.opening = map[uint64]bool{}
 		}
 		t.opening[r] = true
+		m.hold(r, hb.ID)
 		open = append(open, r)
 	}
 	return open
@@ -153,9 +161,12 @@ func (m *Monitor) observeLocked(hb Heartbeat) (t *tracked, stale bool) {
 		t.det.Heartbeat(now)
 	}
 	t.leaseUntil = now.Add(m.cfg.RegionLease)
+	m.release(hb.ID, t)
+	delete(m.unheard, hb.ID)
 	t.serving = make(map[uint64]bool, len(hb.Regions))
 	for _, r := range hb.Regions {
 		t.serving[r] = true
+		m.hold(r, hb.ID)
 	}
 	t.opening = nil // this heartbeat says what it really opened
 	t.history = append(t.history, hb)
@@ -169,7 +180,34 @@ func (m *Monitor) observeLocked(hb Heartbeat) (t *tracked, stale bool) {
 func (m *Monitor) Forget(id uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if t, ok := m.nodes[id]; ok {
+		m.release(id, t)
+	}
+	delete(m.unheard, id)
 	delete(m.nodes, id)
+}
+
+func (m *Monitor) hold(region, id uint64) {
+	h := m.holders[region]
+	if h == nil {
+		h = map[uint64]struct{}{}
+		m.holders[region] = h
+	}
+	h[id] = struct{}{}
+}
+
+// release drops datanode id from the index of every region it held.
+func (m *Monitor) release(id uint64, t *tracked) {
+	for _, set := range []map[uint64]bool{t.serving, t.opening} {
+		for r := range set {
+			if h := m.holders[r]; h != nil {
+				delete(h, id)
+				if len(h) == 0 {
+					delete(m.holders, r)
+				}
+			}
+		}
+	}
 }
 
 // Status returns the leader's view of datanode id.
@@ -216,11 +254,20 @@ func (m *Monitor) ServedElsewhere(region, owner uint64) bool {
 
 func (m *Monitor) servedElsewhereLocked(region, owner uint64) bool {
 	now := m.now()
-	for id, t := range m.nodes {
-		if id == owner || now.After(t.leaseUntil.Add(m.cfg.LeaseMargin)) {
-			continue
+	leased := func(id uint64) bool {
+		t, ok := m.nodes[id]
+		return ok && id != owner && !now.After(t.leaseUntil.Add(m.cfg.LeaseMargin))
+	}
+	for id := range m.unheard {
+		if leased(id) {
+			return true // not heard from this term: it may serve anything
 		}
-		if len(t.history) == 0 || t.serving[region] || t.opening[region] {
+		if t, ok := m.nodes[id]; !ok || now.After(t.leaseUntil.Add(m.cfg.LeaseMargin)) {
+			delete(m.unheard, id) // its assumed lease is over: it serves nothing
+		}
+	}
+	for id := range m.holders[region] {
+		if leased(id) {
 			return true
 		}
 	}
