@@ -80,11 +80,7 @@ func (n *Node) runCreateTable(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
-	switch res.Code {
-	case "":
-	case fsm.RejectExists:
-		return errorf(http.StatusConflict, codeConflict, "%s", res.Reason)
-	default:
+	if res.Code != "" { // exists, or a placement target vanished meanwhile
 		return errorf(http.StatusConflict, codeConflict, "%s", res.Reason)
 	}
 	n.log.Info("table created", "table", req.Name, "regions", len(res.Regions), "index", res.Index)
