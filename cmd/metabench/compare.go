@@ -311,7 +311,7 @@ func runFailoverEtcd(e *env, o failoverOpts) (*failoverResult, error) {
 			e.logf("failover etcd trial %d/%d: killed %s → put acknowledged by %s after %s (%d attempts)",
 				trial, o.trials, leader.ID, by, fmtDur(d), attempts)
 		}
-		if err := leader.Start(ec.bin); err != nil {
+		if err := leader.Start(); err != nil {
 			return nil, fmt.Errorf("trial %d: restart etcd %s: %w", trial, leader.ID, err)
 		}
 		if err := ec.WaitHealthy(e.client, 60*time.Second); err != nil {

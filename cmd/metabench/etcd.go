@@ -15,9 +15,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/metasrv/metasrv/deploy/localcluster"
 )
 
 // etcd ports on each member's own loopback address (127.a.b.21, .22, ...),
@@ -93,11 +93,8 @@ type etcdNode struct {
 	ClientURL string
 	DataDir   string
 	LogPath   string
-	args      []string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc *localcluster.Node // process machinery shared with metasrv nodes
 }
 
 // Addr is what the shared load code dials (host:port).
@@ -138,12 +135,14 @@ func startEtcd(bin, dir string, members int) (*etcdCluster, error) {
 	token := fmt.Sprintf("metabench-%d", rand.Uint32())
 	for _, n := range c.nodes {
 		peer := fmt.Sprintf("http://%s:%d", n.Host, etcdPeerPort)
-		n.args = []string{"--name", n.ID, "--data-dir", n.DataDir,
+		args := []string{"--name", n.ID, "--data-dir", n.DataDir,
 			"--listen-client-urls", n.ClientURL, "--advertise-client-urls", n.ClientURL,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", token, "--logger", "zap", "--log-outputs", "stderr"}
-		if err := n.Start(c.bin); err != nil {
+		// Only our flags: no ETCD_* variable from the environment.
+		n.proc = localcluster.NewProcess("etcd "+n.ID, c.bin, n.LogPath, args, "ETCD_")
+		if err := n.Start(); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -152,74 +151,13 @@ func startEtcd(bin, dir string, members int) (*etcdCluster, error) {
 }
 
 // Start runs the member (again, with its data after a kill).
-func (n *etcdNode) Start(bin string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd != nil {
-		return fmt.Errorf("etcd %s already running", n.ID)
-	}
-	if err := os.MkdirAll(filepath.Dir(n.LogPath), 0o755); err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, n.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Only our flags: no ETCD_* variable from the environment.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ETCD_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start etcd %s: %w", n.ID, err)
-	}
-	n.cmd = cmd
-	exited := make(chan struct{})
-	n.exited = exited
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	return nil
-}
+func (n *etcdNode) Start() error { return n.proc.Start() }
 
-func (n *etcdNode) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
+// Running reports whether the member's process is alive.
+func (n *etcdNode) Running() bool { return n.proc.Running() }
 
 // Kill sends SIGKILL and waits for the process to be gone.
-func (n *etcdNode) Kill() {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-	}
-	n.mu.Lock()
-	n.cmd = nil
-	n.mu.Unlock()
-}
+func (n *etcdNode) Kill() { n.proc.Kill() }
 
 func (c *etcdCluster) Close() {
 	for _, n := range c.nodes {

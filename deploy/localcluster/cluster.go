@@ -76,6 +76,17 @@ type Node struct {
 	exited chan struct{}
 	env    []string
 	bin    string
+	// stripEnv lists prefixes of inherited environment variables the
+	// process must not see (a reference system's own config variables).
+	stripEnv []string
+}
+
+// NewProcess returns a handle with the same start/stop/kill machinery for
+// any program, e.g. a reference system a benchmark runs beside metasrv.
+// Inherited environment variables starting with one of stripEnv are not
+// passed on.
+func NewProcess(id, bin, logPath string, args []string, stripEnv ...string) *Node {
+	return &Node{ID: id, bin: bin, LogPath: logPath, Args: args, stripEnv: stripEnv}
 }
 
 // Start launches a new cluster of opts.Nodes members that bootstrap from
@@ -232,7 +243,7 @@ func (n *Node) Start() error {
 	fmt.Fprintf(logf, "=== start %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(n.Args, " "))
 	cmd := exec.Command(n.bin, n.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), n.env...)
+	cmd.Env = append(inheritedEnv(n.stripEnv), n.env...)
 	// Own process group, and die with the test process if it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -528,4 +539,20 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// inheritedEnv is this process's environment without the variables that
+// start with one of the prefixes.
+func inheritedEnv(strip []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		keep := true
+		for _, p := range strip {
+			keep = keep && !strings.HasPrefix(kv, p)
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
