@@ -226,35 +226,41 @@ func TestInfoRoutes(t *testing.T) {
 	}
 
 	// /admin/cluster: the same cluster ID and leader everywhere, three
-	// reachable voters with their addresses.
+	// reachable voters with their addresses. Members record their own RPC
+	// address and version through the leader after they learn of it, and
+	// each node answers from its own state, so every view must converge to
+	// the complete one (it may lag for a moment right after start-up).
 	var clusterID string
 	for _, n := range nodes {
-		v, err := c.clusterView(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.ClusterID == "" || (clusterID != "" && v.ClusterID != clusterID) {
-			t.Fatalf("%s cluster_id %q (others %q)", n.ID, v.ClusterID, clusterID)
-		}
-		clusterID = v.ClusterID
-		wantState := "follower"
-		if n.ID == leader.ID {
-			wantState = "leader"
-		}
-		if v.NodeID != n.ID || v.LeaderID != leader.ID || v.LeaderRPCAddr != leader.RPCAddr || v.State != wantState ||
-			v.Term == 0 || v.CommitIndex == 0 || v.AppliedIndex == 0 || v.Version == "" {
-			t.Fatalf("%s /admin/cluster: %+v", n.ID, v)
-		}
-		if len(v.Members) != len(nodes) {
-			t.Fatalf("%s /admin/cluster members: %+v", n.ID, v.Members)
-		}
-		for i, m := range v.Members {
-			want := nodes[i]
-			if m.ID != want.ID || m.RaftAddr != want.RaftAddr || m.RPCAddr != want.RPCAddr || m.Suffrage != "voter" ||
-				m.Version == "" || !m.Reachable || m.Leader != (m.ID == leader.ID) {
-				t.Fatalf("%s /admin/cluster member %d: %+v, want %s %s %s voter reachable", n.ID, i, m, want.ID, want.RaftAddr, want.RPCAddr)
+		c.Eventually(n.ID+" /admin/cluster complete", func() error {
+			v, err := c.clusterView(n)
+			if err != nil {
+				return err
 			}
-		}
+			if v.ClusterID == "" || (clusterID != "" && v.ClusterID != clusterID) {
+				return fmt.Errorf("%s cluster_id %q (others %q)", n.ID, v.ClusterID, clusterID)
+			}
+			wantState := "follower"
+			if n.ID == leader.ID {
+				wantState = "leader"
+			}
+			if v.NodeID != n.ID || v.LeaderID != leader.ID || v.LeaderRPCAddr != leader.RPCAddr || v.State != wantState ||
+				v.Term == 0 || v.CommitIndex == 0 || v.AppliedIndex == 0 || v.Version == "" {
+				return fmt.Errorf("%s /admin/cluster: %+v", n.ID, v)
+			}
+			if len(v.Members) != len(nodes) {
+				return fmt.Errorf("%s /admin/cluster members: %+v", n.ID, v.Members)
+			}
+			for i, m := range v.Members {
+				want := nodes[i]
+				if m.ID != want.ID || m.RaftAddr != want.RaftAddr || m.RPCAddr != want.RPCAddr || m.Suffrage != "voter" ||
+					m.Version == "" || !m.Reachable || m.Leader != (m.ID == leader.ID) {
+					return fmt.Errorf("%s /admin/cluster member %d: %+v, want %s %s %s voter reachable", n.ID, i, m, want.ID, want.RaftAddr, want.RPCAddr)
+				}
+			}
+			clusterID = v.ClusterID
+			return nil
+		})
 	}
 
 	// /admin/events: raft indexes, newest last, ?since filters.
