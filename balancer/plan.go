@@ -1,10 +1,9 @@
-// Package balancer plans region moves that even out region counts across
-// datanodes. It is a pure planner: the server feeds it routes and datanode
-// states and commits the moves it returns.
 package balancer
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/metasrv/metasrv/fsm"
@@ -15,8 +14,16 @@ type Node struct {
 	ID      uint64
 	Regions []uint64
 	// Schedulable: alive and active (not failed, suspect, cordoned or
-	// draining). Only schedulable datanodes give or take regions.
+	// draining; see fsm.Schedulable). Only schedulable datanodes give or
+	// take regions.
 	Schedulable bool
+}
+
+// Load is a drain target as PlanDrain sees it: a schedulable datanode and
+// how many regions it holds now (which regions does not matter).
+type Load struct {
+	ID      uint64
+	Regions int
 }
 
 // Config holds the planner's limits.
@@ -112,4 +119,57 @@ func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
 		p.Reason = "unbalanced, but no region can move now (in flight, cooling down, or per-datanode caps)"
 	}
 	return p
+}
+
+// PlanDrain plans the moves that empty the draining datanodes onto the
+// targets: draining datanodes in ascending id order, each one's regions
+// lowest id first, each region onto the target holding the fewest regions
+// at that point (counting the moves planned before it; ties go to the
+// lower id), at most cfg.MaxMoves moves in all. Only the ID and Regions of
+// a draining Node are read. left is how many regions the draining
+// datanodes hold before any move. A target that is itself draining is
+// ignored; with no target, or MaxMoves <= 0, nothing moves. Like Compute,
+// the result depends only on the input, which is not modified.
+func PlanDrain(draining []Node, targets []Load, cfg Config) (moves []fsm.Move, left int) {
+	isDraining := make(map[uint64]bool, len(draining))
+	for _, n := range draining {
+		isDraining[n.ID] = true
+		left += len(n.Regions)
+	}
+	ts := make([]Load, 0, len(targets))
+	for _, t := range targets {
+		if !isDraining[t.ID] {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 || cfg.MaxMoves <= 0 {
+		return nil, left
+	}
+	order := slices.Clone(draining)
+	slices.SortStableFunc(order, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	for _, n := range order {
+		regs := slices.Clone(n.Regions)
+		slices.Sort(regs)
+		for _, reg := range regs {
+			if len(moves) >= cfg.MaxMoves {
+				return moves, left
+			}
+			t := leastLoaded(ts)
+			t.Regions++
+			moves = append(moves, fsm.Move{Region: reg, From: n.ID, To: t.ID})
+		}
+	}
+	return moves, left
+}
+
+// leastLoaded is the target with the fewest regions, the lower id on a tie.
+func leastLoaded(ts []Load) *Load {
+	best := &ts[0]
+	for i := range ts[1:] {
+		t := &ts[i+1]
+		if t.Regions < best.Regions || (t.Regions == best.Regions && t.ID < best.ID) {
+			best = t
+		}
+	}
+	return best
 }

@@ -490,3 +490,176 @@ func BenchmarkCompute(b *testing.B) {
 		})
 	}
 }
+
+func load(id uint64, regions int) balancer.Load { return balancer.Load{ID: id, Regions: regions} }
+
+func TestPlanDrain(t *testing.T) {
+	four := balancer.Config{Tolerance: 1, MaxMoves: 4, MaxPerNode: 1}
+	cases := []struct {
+		name     string
+		draining []balancer.Node
+		targets  []balancer.Load
+		cfg      balancer.Config
+		want     []fsm.Move
+		left     int
+	}{
+		{
+			name:    "nothing draining",
+			targets: []balancer.Load{load(1, 3), load(2, 0)},
+			cfg:     four,
+			want:    nil, left: 0,
+		},
+		{
+			name:     "lowest region first, alternating between equally loaded targets (lower id first)",
+			draining: []balancer.Node{unschedulable(1, 9, 3, 11, 1, 7, 5)},
+			targets:  []balancer.Load{load(3, 0), load(2, 0)},
+			cfg:      four,
+			want:     []fsm.Move{mv(1, 1, 2), mv(3, 1, 3), mv(5, 1, 2), mv(7, 1, 3)},
+			left:     6,
+		},
+		{
+			name:     "least loaded target first, counting the moves planned so far",
+			draining: []balancer.Node{unschedulable(1, span(1, 6)...)},
+			targets:  []balancer.Load{load(2, 5), load(3, 1), load(4, 2)},
+			cfg:      balancer.Config{MaxMoves: 100},
+			want:     []fsm.Move{mv(1, 1, 3), mv(2, 1, 3), mv(3, 1, 4), mv(4, 1, 3), mv(5, 1, 4), mv(6, 1, 3)},
+			left:     6,
+		},
+		{
+			name:     "draining datanodes in ascending id order; MaxMoves spans them",
+			draining: []balancer.Node{unschedulable(7, 21, 20), unschedulable(5, 10)},
+			targets:  []balancer.Load{load(1, 0)},
+			cfg:      balancer.Config{MaxMoves: 2},
+			want:     []fsm.Move{mv(10, 5, 1), mv(20, 7, 1)},
+			left:     3,
+		},
+		{
+			name:     "left counts every draining region, moved or not",
+			draining: []balancer.Node{unschedulable(1, span(1, 10)...), unschedulable(2, span(11, 15)...)},
+			targets:  []balancer.Load{load(3, 0)},
+			cfg:      balancer.Config{MaxMoves: 3},
+			want:     []fsm.Move{mv(1, 1, 3), mv(2, 1, 3), mv(3, 1, 3)},
+			left:     15,
+		},
+		{
+			name:     "an empty draining datanode is skipped",
+			draining: []balancer.Node{unschedulable(1), unschedulable(2, 4)},
+			targets:  []balancer.Load{load(3, 0)},
+			cfg:      four,
+			want:     []fsm.Move{mv(4, 2, 3)},
+			left:     1,
+		},
+		{
+			name:     "no target: nothing moves",
+			draining: []balancer.Node{unschedulable(1, 1, 2)},
+			cfg:      four,
+			want:     nil, left: 2,
+		},
+		{
+			name:     "MaxMoves 0: nothing moves",
+			draining: []balancer.Node{unschedulable(1, 1, 2)},
+			targets:  []balancer.Load{load(2, 0)},
+			cfg:      balancer.Config{},
+			want:     nil, left: 2,
+		},
+		{
+			name:     "a target that is itself draining is ignored",
+			draining: []balancer.Node{unschedulable(1, 1, 2), unschedulable(2, 3)},
+			targets:  []balancer.Load{load(2, 0), load(3, 9)},
+			cfg:      four,
+			want:     []fsm.Move{mv(1, 1, 3), mv(2, 1, 3), mv(3, 2, 3)},
+			left:     3,
+		},
+		{
+			name:     "the only target is draining: nothing moves",
+			draining: []balancer.Node{unschedulable(1, 1), unschedulable(2)},
+			targets:  []balancer.Load{load(2, 0)},
+			cfg:      four,
+			want:     nil, left: 1,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			moves, left := balancer.PlanDrain(tc.draining, tc.targets, tc.cfg)
+			if !movesEqual(moves, tc.want) || left != tc.left {
+				t.Errorf("PlanDrain = %v, left %d; want %v, left %d", moves, left, tc.want, tc.left)
+			}
+		})
+	}
+}
+
+// TestPlanDrainDoesNotModifyInput: the caller's slices are left as they were.
+func TestPlanDrainDoesNotModifyInput(t *testing.T) {
+	draining := []balancer.Node{unschedulable(3, 9, 2, 5), unschedulable(1, 4)}
+	targets := []balancer.Load{load(2, 1), load(4, 0)}
+	balancer.PlanDrain(draining, targets, defaultCfg)
+	if want := []balancer.Node{unschedulable(3, 9, 2, 5), unschedulable(1, 4)}; !reflect.DeepEqual(draining, want) {
+		t.Errorf("draining changed to %+v", draining)
+	}
+	if want := []balancer.Load{load(2, 1), load(4, 0)}; !reflect.DeepEqual(targets, want) {
+		t.Errorf("targets changed to %+v", targets)
+	}
+}
+
+// drainInline is the drain planning the runner did inline before
+// PlanDrain: nodes in id order (as Cluster.Datanodes lists them), targets
+// the schedulable ones.
+func drainInline(nodes []balancer.Node, draining map[uint64]bool, maxMoves int) (moves []fsm.Move, left int) {
+	nodes = shuffled(rand.New(rand.NewPCG(0, 0)), nodes) // a deep copy
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	var targets []*balancer.Node
+	for i := range nodes {
+		if nodes[i].Schedulable {
+			targets = append(targets, &nodes[i])
+		}
+	}
+	for _, n := range nodes {
+		if !draining[n.ID] {
+			continue
+		}
+		left += len(n.Regions)
+		regs := append([]uint64(nil), n.Regions...)
+		sort.Slice(regs, func(i, j int) bool { return regs[i] < regs[j] })
+		for _, reg := range regs {
+			if len(moves) >= maxMoves || len(targets) == 0 {
+				break
+			}
+			t := targets[0]
+			for _, c := range targets[1:] {
+				if len(c.Regions) < len(t.Regions) || (len(c.Regions) == len(t.Regions) && c.ID < t.ID) {
+					t = c
+				}
+			}
+			t.Regions = append(t.Regions, reg)
+			moves = append(moves, fsm.Move{Region: reg, From: n.ID, To: t.ID})
+		}
+	}
+	return moves, left
+}
+
+// TestPlanDrainSameAsInline: on random clusters PlanDrain plans exactly
+// what the runner planned inline, whatever order its input comes in.
+func TestPlanDrainSameAsInline(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for trial := range 200 {
+		nodes := randomNodes(rng, 1+rng.IntN(20), rng.IntN(300))
+		isDraining := map[uint64]bool{}
+		var draining []balancer.Node
+		var targets []balancer.Load
+		for i, n := range shuffled(rng, nodes) {
+			if rng.IntN(4) == 0 || i == 0 && trial%3 == 0 {
+				nodes[n.ID-1].Schedulable = false // draining is never schedulable
+				isDraining[n.ID] = true
+				draining = append(draining, n)
+			} else if n.Schedulable {
+				targets = append(targets, load(n.ID, len(n.Regions)))
+			}
+		}
+		maxMoves := rng.IntN(40)
+		want, wantLeft := drainInline(nodes, isDraining, maxMoves)
+		got, left := balancer.PlanDrain(draining, targets, balancer.Config{MaxMoves: maxMoves})
+		if !movesEqual(got, want) || left != wantLeft {
+			t.Fatalf("trial %d: PlanDrain = %v, left %d; inline planned %v, left %d", trial, got, left, want, wantLeft)
+		}
+	}
+}

@@ -3,7 +3,7 @@ package balancer
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +20,12 @@ const statusAlive = "alive"
 type Cluster interface {
 	Maintenance() fsm.Maintenance
 	Datanodes() []fsm.Datanode
-	Regions() []fsm.Region
+	// RegionCounts is how many regions each datanode owns (one owning
+	// none may be absent): the FSM's owner index, no route copied.
+	RegionCounts() map[uint64]int
+	// RegionsOf is the routes of the regions datanode id owns, in any
+	// order (the FSM's owner index: O(regions of that datanode)).
+	RegionsOf(id uint64) []fsm.Region
 	// Status is the detector's status of a datanode: alive, suspect,
 	// failed or unknown.
 	Status(id uint64) string
@@ -137,37 +142,61 @@ func (r *Runner) report(rep Report) {
 // pause now ("" when it may run).
 func (r *Runner) snapshot() (nodes []Node, skip func(uint64) bool, paused string) {
 	dns := r.cluster.Datanodes()
-	regions := r.cluster.Regions()
-	owned := map[uint64][]uint64{}
-	coolUntil := map[uint64]time.Time{}
-	for _, reg := range regions {
-		owned[reg.Datanode] = append(owned[reg.Datanode], reg.ID)
-		coolUntil[reg.ID] = reg.MovedAt.Add(r.cfg.Cooldown)
+	// Per region: its owner and the end of its cooldown.
+	type route struct {
+		owner     uint64
+		coolUntil time.Time
 	}
+	routes := map[uint64]route{}
 	if m := r.cluster.Maintenance(); m.Enabled {
 		paused = "maintenance"
 	}
 	for _, d := range dns {
-		st := r.cluster.Status(d.ID)
-		if paused == "" && st != statusAlive && len(owned[d.ID]) > 0 {
-			if st == "failed" {
-				paused = fmt.Sprintf("failover pending: datanode %d is failed and holds %d regions", d.ID, len(owned[d.ID]))
-			} else {
-				paused = fmt.Sprintf("datanode %d holds regions and is %s, not alive", d.ID, st)
-			}
+		regs := r.cluster.RegionsOf(d.ID)
+		ids := make([]uint64, 0, len(regs))
+		for _, reg := range regs {
+			ids = append(ids, reg.ID)
+			routes[reg.ID] = route{owner: d.ID, coolUntil: reg.MovedAt.Add(r.cfg.Cooldown)}
 		}
-		nodes = append(nodes, Node{ID: d.ID, Regions: owned[d.ID],
-			Schedulable: st == statusAlive && (d.AdminState == "" || d.AdminState == "active")})
+		st := r.cluster.Status(d.ID)
+		if paused == "" {
+			paused = notAlive(d.ID, st, len(ids))
+		}
+		nodes = append(nodes, Node{ID: d.ID, Regions: ids, Schedulable: fsm.Schedulable(d, st == statusAlive)})
 	}
 	now := r.cfg.Now()
-	owner := map[uint64]uint64{}
-	for _, reg := range regions {
-		owner[reg.ID] = reg.Datanode
-	}
 	skip = func(region uint64) bool {
-		return now.Before(coolUntil[region]) || !r.cluster.Reported(owner[region], region)
+		rt := routes[region]
+		return now.Before(rt.coolUntil) || !r.cluster.Reported(rt.owner, region)
 	}
 	return nodes, skip, paused
+}
+
+// pausedReason is why balancing must pause now ("" when it may run), from
+// the datanodes and their region counts alone.
+func (r *Runner) pausedReason(dns []fsm.Datanode, counts map[uint64]int) string {
+	if m := r.cluster.Maintenance(); m.Enabled {
+		return "maintenance"
+	}
+	for _, d := range dns {
+		if why := notAlive(d.ID, r.cluster.Status(d.ID), counts[d.ID]); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// notAlive is the pause reason a datanode with detector status st and n
+// regions gives ("" when it gives none: it is alive, or holds nothing).
+func notAlive(id uint64, st string, n int) string {
+	switch {
+	case st == statusAlive || n == 0:
+		return ""
+	case st == "failed":
+		return fmt.Sprintf("failover pending: datanode %d is failed and holds %d regions", id, n)
+	default:
+		return fmt.Sprintf("datanode %d holds regions and is %s, not alive", id, st)
+	}
 }
 
 // PlanNow is the dry run: the moves a round would make now, and the reason
@@ -207,44 +236,33 @@ func (r *Runner) Round(ctx context.Context) Report {
 }
 
 // DrainRound moves up to Plan.MaxMoves regions off draining datanodes onto
-// schedulable ones, fewest regions first. Drain is operator-initiated, so
-// it runs during maintenance too. ok is false when nothing is draining.
+// schedulable ones, fewest regions first (see PlanDrain). Drain is
+// operator-initiated, so it runs during maintenance too. ok is false when
+// nothing is draining; finding that out reads the datanodes only, never
+// the routes.
 func (r *Runner) DrainRound(ctx context.Context) (Report, bool) {
-	nodes, _, _ := r.snapshot()
-	dns := r.cluster.Datanodes()
-	draining := map[uint64]bool{}
-	for _, d := range dns {
-		if d.AdminState == fsm.AdminDraining {
-			draining[d.ID] = true
-		}
-	}
 	rep := Report{Drain: true}
-	var targets []*Node
-	var moves []fsm.Move
-	for i := range nodes {
-		if nodes[i].Schedulable {
-			targets = append(targets, &nodes[i])
-		}
-	}
-	for _, n := range nodes {
-		if !draining[n.ID] {
-			continue
-		}
-		rep.DrainLeft += len(n.Regions)
-		regs := append([]uint64(nil), n.Regions...)
-		sort.Slice(regs, func(i, j int) bool { return regs[i] < regs[j] })
-		for _, reg := range regs {
-			if len(moves) >= r.cfg.Plan.MaxMoves || len(targets) == 0 {
-				break
-			}
-			t := leastLoaded(targets)
-			t.Regions = append(t.Regions, reg)
-			moves = append(moves, fsm.Move{Region: reg, From: n.ID, To: t.ID})
-		}
-	}
-	if len(draining) == 0 {
+	dns := r.cluster.Datanodes()
+	if !slices.ContainsFunc(dns, draining) {
 		return rep, false
 	}
+	counts := r.cluster.RegionCounts()
+	var from []Node
+	var targets []Load
+	for _, d := range dns {
+		if draining(d) {
+			regs := r.cluster.RegionsOf(d.ID)
+			ids := make([]uint64, 0, len(regs))
+			for _, reg := range regs {
+				ids = append(ids, reg.ID)
+			}
+			from = append(from, Node{ID: d.ID, Regions: ids})
+		} else if fsm.Schedulable(d, r.cluster.Status(d.ID) == statusAlive) {
+			targets = append(targets, Load{ID: d.ID, Regions: counts[d.ID]})
+		}
+	}
+	moves, left := PlanDrain(from, targets, r.cfg.Plan)
+	rep.DrainLeft = left
 	if len(moves) == 0 {
 		return rep, true
 	}
@@ -260,37 +278,24 @@ func (r *Runner) DrainRound(ctx context.Context) (Report, bool) {
 	return rep, true
 }
 
-func leastLoaded(ns []*Node) *Node {
-	best := ns[0]
-	for _, n := range ns[1:] {
-		if len(n.Regions) < len(best.Regions) || (len(n.Regions) == len(best.Regions) && n.ID < best.ID) {
-			best = n
-		}
-	}
-	return best
-}
+func draining(d fsm.Datanode) bool { return d.AdminState == fsm.AdminDraining }
 
 // Status returns the runner's status; paused is refreshed from the
-// current state.
+// current state (datanodes and region counts: no route is copied).
 func (r *Runner) Status() Status {
-	nodes, _, paused := r.snapshot()
-	draining := []DrainProgress{}
-	for _, d := range r.cluster.Datanodes() {
-		if d.AdminState != fsm.AdminDraining {
-			continue
+	dns := r.cluster.Datanodes()
+	counts := r.cluster.RegionCounts()
+	paused := r.pausedReason(dns, counts)
+	progress := []DrainProgress{}
+	for _, d := range dns {
+		if draining(d) {
+			progress = append(progress, DrainProgress{ID: d.ID, RegionsLeft: counts[d.ID]})
 		}
-		left := 0
-		for _, n := range nodes {
-			if n.ID == d.ID {
-				left = len(n.Regions)
-			}
-		}
-		draining = append(draining, DrainProgress{ID: d.ID, RegionsLeft: left})
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.st
 	st.Paused, st.PausedReason = paused != "", paused
-	st.Draining = draining
+	st.Draining = progress
 	return st
 }

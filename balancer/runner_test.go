@@ -120,7 +120,9 @@ func (c *fakeCluster) counts(n int) []int {
 
 func (c *fakeCluster) Maintenance() fsm.Maintenance { return c.fsm.Maintenance() }
 func (c *fakeCluster) Datanodes() []fsm.Datanode    { return c.fsm.Datanodes() }
-func (c *fakeCluster) Regions() []fsm.Region        { return c.fsm.Regions() }
+func (c *fakeCluster) RegionCounts() map[uint64]int { return c.fsm.RegionCounts() }
+
+func (c *fakeCluster) RegionsOf(id uint64) []fsm.Region { return c.fsm.RegionsOf(id) }
 
 func (c *fakeCluster) Status(id uint64) string {
 	c.mu.Lock()
@@ -623,5 +625,62 @@ func waitFor(t *testing.T, cond func() error) {
 			t.Fatalf("timed out: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// routeCounter counts the owner-index reads a runner makes.
+type routeCounter struct {
+	*fakeCluster
+	mu         sync.Mutex
+	counts, of int
+	ofIDs      []uint64
+}
+
+func (c *routeCounter) RegionCounts() map[uint64]int {
+	c.mu.Lock()
+	c.counts++
+	c.mu.Unlock()
+	return c.fakeCluster.RegionCounts()
+}
+
+func (c *routeCounter) RegionsOf(id uint64) []fsm.Region {
+	c.mu.Lock()
+	c.of++
+	c.ofIDs = append(c.ofIDs, id)
+	c.mu.Unlock()
+	return c.fakeCluster.RegionsOf(id)
+}
+
+// TestRunnerIdleReadsNoRoutes: with nothing draining, a drain round reads
+// the datanodes only, and Status the region counts only; with one
+// draining, a drain round reads that datanode's routes and no other.
+func TestRunnerIdleReadsNoRoutes(t *testing.T) {
+	c := &routeCounter{fakeCluster: newFakeCluster(t)}
+	c.datanodes(3)
+	c.table("t", 1, 1, 2, 3)
+	r := balancer.NewRunner(balancer.RunnerConfig{Plan: defaultCfg, Now: (&clock{now: t0.Add(time.Hour)}).Now}, c)
+	if _, ok := r.DrainRound(context.Background()); ok {
+		t.Fatal("nothing draining, yet ok")
+	}
+	if c.counts != 0 || c.of != 0 {
+		t.Errorf("idle drain round: %d RegionCounts and %d RegionsOf calls, want none", c.counts, c.of)
+	}
+	if st := r.Status(); st.Paused || len(st.Draining) != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if c.of != 0 {
+		t.Errorf("Status with nothing draining: %d RegionsOf calls, want none", c.of)
+	}
+	c.adminState(2, fsm.AdminDraining)
+	c.of, c.ofIDs = 0, nil
+	if rep, ok := r.DrainRound(context.Background()); !ok || rep.Committed != 1 {
+		t.Fatalf("drain round %+v ok=%t", rep, ok)
+	}
+	if !reflect.DeepEqual(c.ofIDs, []uint64{2}) {
+		t.Errorf("drain round read the routes of datanodes %v, want [2] (the draining one)", c.ofIDs)
+	}
+	c.of = 0
+	if st := r.Status(); !reflect.DeepEqual(st.Draining, []balancer.DrainProgress{{ID: 2, RegionsLeft: 0}}) || c.of != 0 {
+		t.Errorf("status draining %+v after %d RegionsOf calls, want datanode 2 with 0 left and no call", st.Draining, c.of)
 	}
 }

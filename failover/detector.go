@@ -1,6 +1,3 @@
-// Package failover decides when a datanode has failed and where its
-// regions go. It is pure logic with an injected clock: the server feeds it
-// heartbeats and commits the moves it plans.
 package failover
 
 import (

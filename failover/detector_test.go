@@ -146,7 +146,7 @@ func y8(t *testing.T) float64 {
 		}
 	}
 	if lo < 5.1 || lo > 5.3 {
-		t.Fatalf("phi reaches 8 at %.3fσ past the mean; DESIGN.md §6 says ≈ 5.2σ", lo)
+		t.Fatalf("phi reaches 8 at %.3fσ past the mean; want ≈ 5.2σ (5.1 to 5.3)", lo)
 	}
 	return lo
 }

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // Datanode statuses.
@@ -29,25 +31,11 @@ type MonitorConfig struct {
 }
 
 // RegionStat is what a datanode reports about one region.
-type RegionStat struct {
-	RegionID uint64 `json:"region_id"`
-	Rcus     int64  `json:"rcus"`
-	Wcus     int64  `json:"wcus"`
-	Size     int64  `json:"approximate_bytes"`
-}
+type RegionStat = wire.RegionStat
 
-// Heartbeat is one heartbeat as received by the leader.
-type Heartbeat struct {
-	ID          uint64 `json:"id"`
-	Addr        string `json:"addr"`
-	StartTimeMs int64  `json:"start_time_ms"`
-	// Seq increases with every heartbeat of one datanode process; a late,
-	// older heartbeat (its sender already gave up on it) is ignored.
-	Seq         uint64       `json:"seq"`
-	Regions     []uint64     `json:"regions"`
-	RegionStats []RegionStat `json:"region_stats"`
-	Received    time.Time    `json:"-"`
-}
+// Heartbeat is one heartbeat as received by the leader (its Received time
+// is stamped on arrival).
+type Heartbeat = wire.Heartbeat
 
 // NodeStatus is the leader's view of one datanode.
 type NodeStatus struct {

@@ -171,20 +171,17 @@ func (r *Runner) tick(ctx context.Context) TickReport {
 	for _, d := range dns {
 		st := r.mon.Status(d.ID)
 		statuses[d.ID] = st
-		switch st.Status {
-		case StatusFailed:
+		if st.Status == StatusFailed {
 			rep.Failed = append(rep.Failed, d.ID)
 			if _, ok := r.firstFailed[d.ID]; !ok {
 				r.firstFailed[d.ID] = r.cfg.Now()
 				r.log.Warn("datanode failed", "datanode", d.ID, "phi", st.Phi, "regions", owned[d.ID].count())
 			}
-		case StatusAlive:
-			if d.AdminState == "" || d.AdminState == "active" {
-				targets = append(targets, Load{ID: d.ID, Regions: owned[d.ID].count()})
-			}
-		}
-		if st.Status != StatusFailed {
+		} else {
 			delete(r.firstFailed, d.ID)
+		}
+		if fsm.Schedulable(d, st.Status == StatusAlive) {
+			targets = append(targets, Load{ID: d.ID, Regions: owned[d.ID].count()})
 		}
 	}
 	if r.cluster.Maintenance().Enabled {

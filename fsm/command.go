@@ -13,62 +13,6 @@ type Command struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// Command types and the highest envelope version this binary understands
-// for each. A type or version missing here stops the apply loop loudly.
-const (
-	CmdInitCluster       = "InitCluster"
-	CmdSetMaintenance    = "SetMaintenance"
-	CmdExpireMaintenance = "ExpireMaintenance"
-	CmdSetMember         = "SetMember"
-	CmdRemoveMember      = "RemoveMember"
-	CmdRegisterDatanode  = "RegisterDatanode"
-	CmdRemoveDatanode    = "RemoveDatanode"
-	CmdCreateTable       = "CreateTable"
-	CmdDropTable         = "DropTable"
-	CmdMoveRegions       = "MoveRegions"
-	CmdSetAdminState     = "SetDatanodeAdminState"
-)
-
-var knownVersions = map[string]int{
-	CmdInitCluster:       1,
-	CmdSetMaintenance:    1,
-	CmdExpireMaintenance: 1,
-	CmdSetMember:         1,
-	CmdRemoveMember:      1,
-	CmdRegisterDatanode:  1,
-	CmdRemoveDatanode:    1,
-	CmdCreateTable:       1,
-	CmdDropTable:         1,
-	CmdMoveRegions:       1,
-	CmdSetAdminState:     1,
-}
-
-// Protocol is the command protocol this binary speaks. A command type is
-// introduced at some protocol level; the leader proposes it only once every
-// member speaks that level, so a rolling upgrade never feeds an old binary
-// a command it does not know (which would stop it, by design).
-// Protocol 2 adds no command: it says the member reads snapshot format 2
-// (CompactSnapshotProtocol).
-const Protocol = 2
-
-// commandProtocol is the protocol level at which each type was introduced.
-var commandProtocol = map[string]int{}
-
-func init() {
-	for typ := range knownVersions {
-		commandProtocol[typ] = 1
-	}
-}
-
-// ProtocolOf is the protocol level a member needs to apply typ.
-func ProtocolOf(typ string) int { return commandProtocol[typ] }
-
-// Known reports whether this binary can apply the command type at version v.
-func Known(typ string, v int) bool {
-	max, ok := knownVersions[typ]
-	return ok && v >= 1 && v <= max
-}
-
 // InitCluster fixes the cluster ID once; later proposals are no-ops.
 type InitCluster struct {
 	ClusterID string    `json:"cluster_id"`
@@ -105,13 +49,14 @@ type RemoveMember struct {
 	Time time.Time `json:"time"`
 }
 
-// Encode wraps a payload in the envelope at the current version.
+// Encode wraps a payload in the envelope at the type's registered version
+// (0 for a type this binary does not know, which Apply refuses).
 func Encode(typ string, payload any) ([]byte, error) {
 	p, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	return json.Marshal(Command{Type: typ, V: knownVersions[typ], Payload: p})
+	return json.Marshal(Command{Type: typ, V: commands[typ].version, Payload: p})
 }
 
 // RegisterDatanode registers a datanode (first heartbeat) or updates its
@@ -154,16 +99,14 @@ type SetDatanodeAdminState struct {
 	Time  time.Time `json:"time"`
 }
 
-// Move causes. While maintenance is on, only operator causes are accepted.
+// Move causes. While maintenance is on, only operator causes are accepted
+// (operatorCauses).
 const (
 	CauseManual   = "manual"
 	CauseDrain    = "drain"
 	CauseFailover = "failover"
 	CauseBalance  = "balance"
 )
-
-// operatorCauses is the allow-list of causes accepted during maintenance.
-var operatorCauses = map[string]bool{CauseManual: true, CauseDrain: true}
 
 // Move is one region move with its compare-and-set precondition.
 type Move struct {

@@ -72,76 +72,12 @@ func (f *FSM) Apply(index uint64, data []byte) Result {
 }
 
 func (f *FSM) applyLocked(index uint64, cmd Command) Result {
-	switch cmd.Type {
-	case CmdInitCluster:
-		var c InitCluster
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyInitCluster(index, c)
-	case CmdSetMaintenance:
-		var c SetMaintenance
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applySetMaintenance(index, c)
-	case CmdExpireMaintenance:
-		var c ExpireMaintenance
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyExpireMaintenance(index, c)
-	case CmdSetMember:
-		var c SetMember
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applySetMember(index, c)
-	case CmdRemoveMember:
-		var c RemoveMember
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyRemoveMember(index, c)
-	case CmdRegisterDatanode:
-		var c RegisterDatanode
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyRegisterDatanode(index, c)
-	case CmdRemoveDatanode:
-		var c RemoveDatanode
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyRemoveDatanode(index, c)
-	case CmdCreateTable:
-		var c CreateTable
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyCreateTable(index, c)
-	case CmdDropTable:
-		var c DropTable
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyDropTable(index, c)
-	case CmdSetAdminState:
-		var c SetDatanodeAdminState
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applySetAdminState(index, c)
-	case CmdMoveRegions:
-		var c MoveRegions
-		if err := json.Unmarshal(cmd.Payload, &c); err != nil {
-			return invalid(err)
-		}
-		return f.applyMoveRegions(index, c)
+	spec, ok := commands[cmd.Type]
+	if !ok {
+		// Unreachable: Known() was checked by the caller.
+		return Result{Code: "unknown_command", Reason: cmd.Type}
 	}
-	// Unreachable: Known() was checked by the caller.
-	return Result{Code: "unknown_command", Reason: cmd.Type}
+	return spec.apply(f, index, cmd.Payload)
 }
 
 func invalid(err error) Result {

@@ -214,7 +214,7 @@ func TestSetMaintenance(t *testing.T) {
 			wantEvent:   &fsm.Event{Time: tLater, Type: fsm.EventMaintenanceEnabled, By: "carol", Reason: "again", Epoch: 3},
 		},
 		{
-			// Any field change bumps the epoch (DESIGN §2), even while off;
+			// Any field change bumps the epoch (so compare-and-set sees it), even while off;
 			// since only tracks flips of enabled, so it stays unset.
 			name:        "reason change while disabled: epoch bump, since untouched",
 			cmd:         disable("not now", "bob", tLater),

@@ -1,12 +1,12 @@
-// Package fsm holds metasrv's replicated state and the deterministic rules
-// that change it. It imports no network code: the server package feeds it
-// raft log entries and reads it back.
 package fsm
 
 import "time"
 
 // Maintenance is the cluster maintenance window. While Enabled, the FSM
-// refuses automatic region moves (see DESIGN.md §2).
+// refuses region moves with an automatic cause (failover, balance) and
+// accepts only operator ones (manual, drain), checked at apply time so a
+// move planned before the window opened cannot slip in. Epoch goes up on
+// every change, so writers can compare-and-set against it.
 type Maintenance struct {
 	Enabled bool   `json:"enabled"`
 	Epoch   uint64 `json:"epoch"`

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParsePeers(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    []Peer
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"n1=h:1", []Peer{{"n1", "h:1"}}, false},
+		{" n1=h:1 , n2=h:2,", []Peer{{"n1", "h:1"}, {"n2", "h:2"}}, false},
+		{"n1", nil, true},
+		{"=h:1", nil, true},
+		{"n1=", nil, true},
+	}
+	for _, tc := range cases {
+		got, err := ParsePeers(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParsePeers(%q) error = %v, want error %t", tc.in, err, tc.wantErr)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("ParsePeers(%q) = %v, want %v", tc.in, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("ParsePeers(%q)[%d] = %v, want %v", tc.in, i, got[i], tc.want[i])
+			}
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config {
+		return Config{NodeID: "n1", DataDir: "/tmp/x", Peers: []Peer{{"n1", DefaultRaftAddr}, {"n2", "10.0.0.2:3003"}}}
+	}
+	cases := []struct {
+		name    string
+		mutate  func(c *Config)
+		wantErr string // substring; "" means valid
+	}{
+		{"defaults are valid", func(*Config) {}, ""},
+		{"node id required", func(c *Config) { c.NodeID = "" }, "--node-id"},
+		{"bad rpc addr", func(c *Config) { c.RPCAddr = "nohost" }, "--rpc-addr"},
+		{"0.0.0.0 needs advertise", func(c *Config) { c.RPCAddr = "0.0.0.0:3002" }, "--advertise-rpc-addr"},
+		{"0.0.0.0 with advertise", func(c *Config) { c.RPCAddr, c.AdvertiseRPCAddr = "0.0.0.0:3002", "meta1:3002" }, ""},
+		{"bad cluster state", func(c *Config) { c.InitialClusterState = "maybe" }, "--initial-cluster-state"},
+		{"duplicate peer", func(c *Config) { c.Peers = append(c.Peers, Peer{"n2", "h:1"}) }, "duplicate"},
+		{"self not in peers", func(c *Config) { c.Peers = []Peer{{"n2", "h:1"}} }, "does not list this node"},
+		{"lease over heartbeat", func(c *Config) { c.LeaderLeaseTimeout = time.Second }, "--raft-leader-lease-timeout"},
+		{"region lease not above heartbeat", func(c *Config) { c.HeartbeatInterval, c.RegionLease = time.Second, time.Second }, "--region-lease"},
+		{"negative balancer interval", func(c *Config) { c.BalancerInterval = -time.Second }, "--balancer-interval"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want valid", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Validate() = %v, want an error naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The lease margin must cover a deposed leader that keeps granting leases
+// until its own lease check fires.
+func TestLeaseMargin(t *testing.T) {
+	cases := []struct {
+		hb, lease, heartbeat time.Duration
+		want                 time.Duration
+	}{
+		{3 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond, 1500 * time.Millisecond},
+		{500 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 550 * time.Millisecond},
+		{500 * time.Millisecond, 500 * time.Millisecond, 1000 * time.Millisecond, 250 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		c := Config{HeartbeatInterval: tc.hb, LeaderLeaseTimeout: tc.lease, HeartbeatTimeout: tc.heartbeat}
+		if got := leaseMargin(c); got != tc.want {
+			t.Errorf("leaseMargin(hb %s, lease %s, raft hb %s) = %s, want %s", tc.hb, tc.lease, tc.heartbeat, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,383 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/raftnode"
+	"github.com/metasrv/metasrv/server/wire"
+)
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("OK"))
+}
+
+// handleLeader answers the leader's RPC address as text, waiting up to
+// --leader-wait for one.
+func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.LeaderWait)
+	defer cancel()
+	for {
+		if _, addr := s.node.Leader(); addr != "" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte(addr + "\n"))
+			return
+		}
+		if !raftnode.SleepCtx(ctx, 20*time.Millisecond) {
+			writeError(w, raftnode.Errorf(raftnode.ErrNoLeader, "no leader known within --leader-wait (%s)", s.cfg.LeaderWait))
+			return
+		}
+	}
+}
+
+func (s *Server) handleRaftStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.node.Status())
+}
+
+// handleReady is 200 only when this node knows a leader and has applied
+// everything the leader has applied: a restarted node whose FSM still lags
+// is not ready, even though it already forwards.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	notReady := func(format string, args ...any) {
+		writeJSON(w, http.StatusServiceUnavailable, wire.NotReady{Code: "not_ready", Error: fmt.Sprintf(format, args...)})
+	}
+	st := s.node.Status()
+	switch {
+	case st.LeaderID == "":
+		notReady("no leader known")
+		return
+	case st.LeaderID == s.cfg.NodeID:
+		if !s.node.BarrierDone() {
+			notReady("leader %s has not completed its leadership barrier", s.cfg.NodeID)
+			return
+		}
+	default:
+		_, addr := s.node.Leader()
+		if addr == "" {
+			notReady("leader %s is known but not its RPC address", st.LeaderID)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, body, err := s.call(ctx, http.MethodGet, "http://"+addr+"/admin/raft", nil)
+		var ls wire.RaftStatus
+		if err == nil && status == http.StatusOK {
+			err = json.Unmarshal(body, &ls)
+		} else if err == nil {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err != nil {
+			notReady("cannot reach leader %s at %s: %v", st.LeaderID, addr, err)
+			return
+		}
+		if err := s.node.WaitApplied(ctx, ls.AppliedIndex); err != nil {
+			notReady("applied index %d is behind the leader's %d", s.fsm.AppliedIndex(), ls.AppliedIndex)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, wire.Ready{Ready: true, NodeID: s.cfg.NodeID, LeaderID: st.LeaderID,
+		AppliedIndex: s.fsm.AppliedIndex()})
+}
+
+// handleCluster is this node's view of the cluster. Members come from the
+// raft configuration joined with the replicated directory; reachability is
+// probed now, each member bounded by 500 ms.
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	st := s.node.Status()
+	byID := map[string]*wire.ClusterMember{}
+	if servers, err := s.node.Servers(); err == nil {
+		for _, sv := range servers {
+			byID[sv.ID] = &wire.ClusterMember{ID: sv.ID, RaftAddr: sv.RaftAddr, Suffrage: sv.Suffrage}
+		}
+	}
+	for _, m := range s.fsm.Members() {
+		cm, ok := byID[m.ID]
+		if !ok {
+			cm = &wire.ClusterMember{ID: m.ID, RaftAddr: m.RaftAddr, Suffrage: "none"}
+			byID[m.ID] = cm
+		}
+		cm.RPCAddr, cm.Version, cm.Protocol = m.RPCAddr, m.Version, m.Protocol
+	}
+	members := make([]*wire.ClusterMember, 0, len(byID))
+	var wg sync.WaitGroup
+	for _, cm := range byID {
+		if cm.RPCAddr == "" {
+			cm.RPCAddr = s.node.DirectoryRPCAddr(cm.ID)
+		}
+		cm.Leader = cm.ID == st.LeaderID
+		members = append(members, cm)
+		if cm.ID == s.cfg.NodeID {
+			cm.Reachable = true
+			continue
+		}
+		if cm.RPCAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(cm *wire.ClusterMember) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
+			defer cancel()
+			status, _, err := s.call(ctx, http.MethodGet, "http://"+cm.RPCAddr+"/admin/health", nil)
+			cm.Reachable = err == nil && status == http.StatusOK
+		}(cm)
+	}
+	wg.Wait()
+	sort.Slice(members, func(i, j int) bool { return members[i].ID < members[j].ID })
+	view := wire.Cluster{ClusterID: s.fsm.ClusterID(), NodeID: s.cfg.NodeID, Version: s.cfg.Version,
+		LeaderID: st.LeaderID, State: st.State, Term: st.Term, CommitIndex: st.CommitIndex,
+		AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex, Members: make([]wire.ClusterMember, 0, len(members))}
+	_, view.LeaderRPCAddr = s.node.Leader()
+	for _, cm := range members {
+		view.Members = append(view.Members, *cm)
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+func validMemberID(id string) error {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/=, \t\n") {
+		return badRequest("member id %q: want 1 to 128 characters without '/', '=', ',' or spaces", id)
+	}
+	return nil
+}
+
+func decodeJSON(body []byte, v any) error {
+	if len(body) == 0 {
+		return badRequest("request body is empty; want a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(v); err != nil {
+		return badRequest("request body is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("request body has trailing data after the JSON object")
+	}
+	return nil
+}
+
+func parseJoinBody(body []byte) (wire.JoinRequest, error) {
+	var jr wire.JoinRequest
+	if err := decodeJSON(body, &jr); err != nil {
+		return jr, err
+	}
+	if err := validMemberID(jr.ID); err != nil {
+		return jr, err
+	}
+	if err := wire.CheckHostPort(jr.RaftAddr); err != nil {
+		return jr, badRequest("raft_addr %q: %v", jr.RaftAddr, err)
+	}
+	if err := wire.CheckHostPort(jr.RPCAddr); err != nil {
+		return jr, badRequest("rpc_addr %q: %v", jr.RPCAddr, err)
+	}
+	return jr, nil
+}
+
+func parseJoin(_ *http.Request, body []byte) (any, error) { return parseJoinBody(body) }
+
+func parseMemberUpdate(r *http.Request, body []byte) (any, error) {
+	jr, err := parseJoinBody(body)
+	if err == nil && jr.ID != mux.Vars(r)["id"] {
+		err = badRequest("body id %q does not match the path id %q", jr.ID, mux.Vars(r)["id"])
+	}
+	return jr, err
+}
+
+func parseMemberID(r *http.Request, _ []byte) (any, error) {
+	id := mux.Vars(r)["id"]
+	return id, validMemberID(id)
+}
+
+// afterChange maps an error that follows a committed membership change: a
+// "nothing applied" answer would be false, so it becomes outcome unknown.
+func afterChange(err error) error {
+	if errors.Is(err, raftnode.ErrNotLeader) {
+		return raftnode.OutcomeUnknown(fmt.Errorf("the membership change committed, but recording it in the member table failed: %w", err))
+	}
+	return err
+}
+
+func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
+	jr := in.(wire.JoinRequest)
+	if cid := s.fsm.ClusterID(); jr.ClusterID != "" && cid != "" && jr.ClusterID != cid {
+		return errorf(http.StatusConflict, "cluster_id_mismatch",
+			"node %s belongs to cluster %s, this is cluster %s: wipe its data dir to join", jr.ID, jr.ClusterID, cid)
+	}
+	// Snapshots and commands follow the cluster's protocol level: an older
+	// binary could not install them, so it may not join.
+	if have, need := max(jr.Protocol, 1), s.node.ClusterProtocol(); have < need {
+		return errorf(http.StatusConflict, "protocol_too_old",
+			"node %s speaks protocol %d but this cluster uses %d: run the current binary on it", jr.ID, have, need)
+	}
+	servers, err := s.node.Servers()
+	if err != nil {
+		return err
+	}
+	present := false
+	for _, sv := range servers {
+		switch {
+		case sv.ID == jr.ID && sv.RaftAddr == jr.RaftAddr:
+			present = true
+		case sv.ID != jr.ID && sv.RaftAddr == jr.RaftAddr:
+			return errorf(http.StatusConflict, codeConflict, "raft address %s is already used by member %s", jr.RaftAddr, sv.ID)
+		}
+	}
+	if !present {
+		// AddVoter with a known id and a new address moves that member.
+		if err := s.node.AddVoter(ctx, jr.ID, jr.RaftAddr); err != nil {
+			return err
+		}
+		s.log.Info("member added", "id", jr.ID, "raft_addr", jr.RaftAddr, "rpc_addr", jr.RPCAddr)
+	}
+	if err := s.setMember(ctx, jr); err != nil {
+		if !present {
+			return afterChange(err) // the voter was added already
+		}
+		return err
+	}
+	resp := wire.JoinResponse{ClusterID: s.fsm.ClusterID(), LeaderID: s.cfg.NodeID, Members: []wire.Member{}}
+	for _, m := range s.fsm.Members() {
+		resp.Members = append(resp.Members, wire.Member(m))
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) setMember(ctx context.Context, jr wire.JoinRequest) error {
+	res, err := s.node.Propose(ctx, fsm.CmdSetMember, fsm.SetMember{
+		Member: fsm.Member{ID: jr.ID, RaftAddr: jr.RaftAddr, RPCAddr: jr.RPCAddr, Version: jr.Version, Protocol: jr.Protocol},
+		Time:   s.cfg.Now().UTC()})
+	if err == nil {
+		err = raftnode.Rejected(res)
+	}
+	return err
+}
+
+// runMemberUpdate records a member's own addresses and version; it never
+// adds a voter (a removed node must not re-add itself).
+func (s *Server) runMemberUpdate(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
+	jr := in.(wire.JoinRequest)
+	servers, err := s.node.Servers()
+	if err != nil {
+		return err
+	}
+	for _, sv := range servers {
+		if sv.ID == jr.ID {
+			if sv.RaftAddr != jr.RaftAddr {
+				return errorf(http.StatusConflict, codeConflict, "member %s has raft address %s, not %s; use POST /admin/cluster/join to move it", jr.ID, sv.RaftAddr, jr.RaftAddr)
+			}
+			if err := s.setMember(ctx, jr); err != nil {
+				return err
+			}
+			m, _ := s.fsm.Member(jr.ID)
+			writeJSON(w, http.StatusOK, m)
+			return nil
+		}
+	}
+	return errorf(http.StatusNotFound, codeNotFound, "%s is not a member of the raft configuration", jr.ID)
+}
+
+func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
+	id := in.(string)
+	if id == s.cfg.NodeID {
+		return errorf(http.StatusConflict, codeConflict,
+			"%s is the leader: move leadership first with POST /admin/cluster/transfer-leadership", id)
+	}
+	servers, err := s.node.Servers()
+	if err != nil {
+		return err
+	}
+	inConfig := false
+	for _, sv := range servers {
+		inConfig = inConfig || sv.ID == id
+	}
+	if _, inDir := s.fsm.Member(id); !inConfig && !inDir {
+		return errorf(http.StatusNotFound, codeNotFound, "no member %s", id)
+	}
+	if inConfig {
+		if err := s.node.RemoveServer(ctx, id); err != nil {
+			return err
+		}
+	}
+	res, err := s.node.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: clientAddr(r), Time: s.cfg.Now().UTC()})
+	if err != nil {
+		if inConfig {
+			return afterChange(err) // the server was removed already
+		}
+		return err
+	}
+	s.log.Info("member removed", "id", id, "index", res.Index)
+	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
+	return nil
+}
+
+func parseTransfer(r *http.Request, _ []byte) (any, error) {
+	to := r.URL.Query().Get("to")
+	if to != "" {
+		return to, validMemberID(to)
+	}
+	return to, nil
+}
+
+func (s *Server) runTransfer(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
+	to := in.(string)
+	if to == s.cfg.NodeID {
+		writeJSON(w, http.StatusOK, map[string]any{"leader_id": to})
+		return nil
+	}
+	lid, err := s.node.TransferLeadership(ctx, to)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"previous_leader_id": s.cfg.NodeID, "leader_id": lid})
+	return nil
+}
+
+type eventsQuery struct {
+	since uint64
+	limit int
+}
+
+const maxEventsPerPage = 10000
+
+func parseEvents(r *http.Request, _ []byte) (any, error) {
+	q := r.URL.Query()
+	eq := eventsQuery{limit: 1000}
+	if q.Has("since") {
+		v, err := strconv.ParseUint(q.Get("since"), 10, 64)
+		if err != nil {
+			return nil, badRequest("since=%q: want a raft index (non-negative integer)", q.Get("since"))
+		}
+		eq.since = v
+	}
+	if q.Has("limit") {
+		v, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || v < 1 || v > maxEventsPerPage {
+			return nil, badRequest("limit=%q: want an integer from 1 to %d", q.Get("limit"), maxEventsPerPage)
+		}
+		eq.limit = v
+	}
+	return eq, nil
+}
+
+func (s *Server) runEvents(_ context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
+	eq := in.(eventsQuery)
+	events, first := s.fsm.Events(eq.since, eq.limit)
+	page := wire.EventsPage{FirstIndex: first, Events: make([]wire.Event, len(events))}
+	for i, e := range events {
+		page.Events[i] = wire.Event(e)
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/metasrv/metasrv/server/raftnode"
+	"github.com/metasrv/metasrv/server/wire"
+)
+
+// peerClient is how the raft node reaches other members' APIs: join and
+// self-registration, with this node's credentials.
+type peerClient struct{ s *Server }
+
+func (p peerClient) Join(ctx context.Context, addr string, req wire.JoinRequest) (wire.JoinResponse, error) {
+	var jr wire.JoinResponse
+	body, _ := json.Marshal(req)
+	status, respBody, err := p.s.call(ctx, http.MethodPost, "http://"+addr+"/admin/cluster/join", body)
+	if err != nil {
+		return jr, err
+	}
+	switch {
+	case status == http.StatusConflict:
+		return jr, raftnode.Errorf(raftnode.ErrJoinRefused, "%d %s", status, bytes.TrimSpace(respBody))
+	case status != http.StatusOK:
+		return jr, fmt.Errorf("%d %s", status, bytes.TrimSpace(respBody))
+	}
+	if err := json.Unmarshal(respBody, &jr); err != nil {
+		return jr, fmt.Errorf("bad answer: %w", err)
+	}
+	return jr, nil
+}
+
+func (p peerClient) Register(ctx context.Context, addr string, req wire.JoinRequest) error {
+	body, _ := json.Marshal(req)
+	status, respBody, err := p.s.call(ctx, http.MethodPut, "http://"+addr+"/admin/cluster/members/"+req.ID, body)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%d %s", status, bytes.TrimSpace(respBody))
+	}
+	return nil
+}
+
+// call sends one request to another node with this node's credentials.
+func (s *Server) call(ctx context.Context, method, url string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if s.cfg.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, b, err
+}

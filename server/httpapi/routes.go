@@ -1,0 +1,252 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxBody bounds every request and relayed response body.
+const maxBody = 1 << 20
+
+// access says where an endpoint runs.
+type access int
+
+const (
+	local access = iota // answered by whichever node receives it
+	read                // linearizable through the leader, unless ?stale
+	write               // through the leader; needs the admin token
+)
+
+// endpoint is one method on one route. parse validates the request locally
+// (bad input is refused before any forwarding); run executes it where
+// access says. access may depend on the request (legacy GET setter).
+type endpoint struct {
+	access   func(r *http.Request) access
+	parse    func(r *http.Request, body []byte) (any, error)
+	run      func(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error
+	rawLocal http.HandlerFunc // for local endpoints that need no parsing
+}
+
+func always(a access) func(*http.Request) access { return func(*http.Request) access { return a } }
+
+// route is a path with its endpoints by method.
+type route struct {
+	path    string
+	methods map[string]endpoint
+}
+
+// apiRoutes is every route of the HTTP API, in one table.
+func (s *Server) apiRoutes() []route {
+	return []route{
+		{"/admin/maintenance", map[string]endpoint{
+			http.MethodGet:  {access: maintenanceGetAccess, parse: s.parseMaintenanceGet, run: s.runMaintenanceGet},
+			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(nil), run: s.runMaintenanceSet},
+			http.MethodPut:  {access: always(write), parse: s.parseMaintenanceSet(nil), run: s.runMaintenanceSet},
+		}},
+		{"/admin/maintenance/status", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseMaintenanceRead, run: s.runMaintenanceRead},
+		}},
+		{"/admin/maintenance/enable", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(ptr(true)), run: s.runMaintenanceSet},
+		}},
+		{"/admin/maintenance/disable", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(ptr(false)), run: s.runMaintenanceSet},
+		}},
+		{"/admin/health", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleHealth}}},
+		{"/admin/ready", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleReady}}},
+		{"/admin/leader", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleLeader}}},
+		{"/admin/raft", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleRaftStatus}}},
+		{"/admin/cluster", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleCluster}}},
+		{"/admin/cluster/join", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseJoin, run: s.runJoin},
+		}},
+		{"/admin/cluster/members/{id}", map[string]endpoint{
+			http.MethodPut:    {access: always(write), parse: parseMemberUpdate, run: s.runMemberUpdate},
+			http.MethodDelete: {access: always(write), parse: parseMemberID, run: s.runRemoveMember},
+		}},
+		{"/admin/cluster/transfer-leadership", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseTransfer, run: s.runTransfer},
+		}},
+		{"/admin/events", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseEvents, run: s.runEvents},
+		}},
+		{"/v1/heartbeat", map[string]endpoint{http.MethodPost: {access: always(local), rawLocal: s.handleHeartbeat}}},
+		{"/admin/tables", map[string]endpoint{
+			http.MethodGet:  {access: always(read), parse: noInput, run: s.runListTables},
+			http.MethodPost: {access: always(write), parse: parseCreateTable, run: s.runCreateTable},
+		}},
+		{"/admin/tables/{name}", map[string]endpoint{
+			http.MethodDelete: {access: always(write), parse: parseTableName, run: s.runDropTable},
+		}},
+		{"/admin/regions", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseRegionsQuery, run: s.runListRegions},
+		}},
+		{"/admin/regions/{id}/migrate", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseMigrate, run: s.runMigrate},
+		}},
+		{"/admin/datanodes", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runListDatanodes},
+		}},
+		{"/admin/datanodes/{id}", map[string]endpoint{
+			http.MethodDelete: {access: always(write), parse: parseDatanodeID, run: s.runRemoveDatanode},
+		}},
+		{"/admin/datanodes/{id}/cordon", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: s.runAdminState},
+		}},
+		{"/admin/datanodes/{id}/drain", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: s.runAdminState},
+		}},
+		{"/admin/datanodes/{id}/uncordon", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseDatanodeID, run: s.runAdminState},
+		}},
+		{"/admin/balancer/plan", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runBalancerPlan},
+		}},
+		{"/admin/balancer/status", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runBalancerStatus},
+		}},
+		{"/admin/node-lease", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runNodeLease},
+		}},
+		{"/admin/heartbeat", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseHeartbeatQuery, run: s.runHeartbeatStats},
+		}},
+		{"/metrics", map[string]endpoint{http.MethodGet: {access: always(local),
+			rawLocal: promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP}}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter()
+	for _, rt := range s.apiRoutes() {
+		rt := rt
+		var allow []string
+		for m := range rt.methods {
+			allow = append(allow, m)
+		}
+		if _, ok := rt.methods[http.MethodGet]; ok {
+			allow = append(allow, http.MethodHead)
+		}
+		sort.Strings(allow)
+		allowHdr := strings.Join(allow, ", ")
+		r.Handle(rt.path, s.instrument(rt.path, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			method := req.Method
+			if method == http.MethodHead {
+				method = http.MethodGet
+			}
+			ep, ok := rt.methods[method]
+			if ok && req.Method == http.MethodHead && ep.access(req) == write {
+				ok = false // HEAD never writes (the legacy GET setter)
+			}
+			if !ok {
+				w.Header().Set("Allow", allowHdr)
+				writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))
+				return
+			}
+			s.serveEndpoint(w, req, ep)
+		})))
+	}
+	r.NotFoundHandler = s.instrument("unknown", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, codeNotFound, "no route %s %s", req.Method, req.URL.Path))
+	}))
+	return r
+}
+
+func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	acc := ep.access(r)
+	if acc == write {
+		if !s.authorized(r) {
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "this write needs the header Authorization: Bearer <admin token>"))
+			return
+		}
+		if r.Header.Get(hdrForwardedBy) != "" {
+			// Already warned about on the node that received it.
+		} else if r.Method == http.MethodGet {
+			s.log.Warn("deprecated: setting maintenance with GET; use POST /admin/maintenance?enable=...", "client", clientAddr(r))
+		} else if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/admin/maintenance") {
+			s.log.Warn("deprecated: setting maintenance with PUT; use POST /admin/maintenance?enable=...", "client", clientAddr(r))
+		}
+	}
+	if ep.rawLocal != nil {
+		ep.rawLocal(w, r)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	in, err := ep.parse(r, body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	stale, err := staleParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if acc == local || (acc == read && stale) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.LeaderWait)
+		defer cancel()
+		if err := ep.run(ctx, w, r, in); err != nil {
+			writeError(w, err)
+		}
+		return
+	}
+	s.viaLeader(w, r, body, acc == write, func(ctx context.Context, w http.ResponseWriter) error {
+		if acc == read {
+			if err := s.node.ReadIndex(ctx); err != nil {
+				return err
+			}
+		}
+		return ep.run(ctx, w, r, in)
+	})
+}
+
+// readBody reads a request body of at most maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "request body exceeds %d bytes", maxBody)
+		}
+		return nil, badRequest("reading request body: %v", err)
+	}
+	return body, nil
+}
+
+// staleParam reads ?stale (bare or =true): answer from the local FSM.
+func staleParam(r *http.Request) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has("stale") {
+		return false, nil
+	}
+	switch q.Get("stale") {
+	case "", "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, badRequest("stale=%q: want true or false (or bare ?stale)", q.Get("stale"))
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.AdminToken == "" {
+		return true
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
+}

@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/leader"
+	"github.com/metasrv/metasrv/server/raftnode"
+)
+
+// Config configures the API. The caller fills defaults.
+type Config struct {
+	NodeID           string
+	RPCAddr          string // listen address
+	AdvertiseRPCAddr string
+	Version          string
+	AdminToken       string
+	LeaderWait       time.Duration // how long a request waits for a leader
+	ApplyTimeout     time.Duration
+	Now              func() time.Time
+	Logger           hclog.Logger
+	// Registry receives the HTTP metrics; GET /metrics serves all of it.
+	Registry *prometheus.Registry
+}
+
+// Server is one node's HTTP API.
+type Server struct {
+	cfg     Config
+	log     hclog.Logger
+	node    *raftnode.Node
+	fsm     *fsm.FSM
+	lead    *leader.Leader
+	client  *http.Client
+	metrics *metrics
+	handler http.Handler
+
+	httpSrv *http.Server
+	ln      net.Listener
+	// newConns are accepted connections that have not sent a request yet;
+	// Shutdown would wait up to 5 s for them, so Shutdown closes them itself.
+	connMu   sync.Mutex
+	newConns map[net.Conn]bool
+}
+
+// New builds the API over node and its leader-only work.
+func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead, client: newHTTPClient()}
+	s.metrics = newMetrics(cfg.Registry)
+	s.handler = s.routes()
+	return s
+}
+
+// Handler is the API's handler (tests serve it with httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Peers is how the raft node reaches other members' APIs.
+func (s *Server) Peers() raftnode.Peers { return peerClient{s} }
+
+// Listen binds the API's listen address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.RPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --rpc-addr %s: %w", s.cfg.RPCAddr, err)
+	}
+	s.ln = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnState:         s.trackConn,
+	}
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers requests until Shutdown; it returns nil once closed.
+func (s *Server) Serve() error {
+	err := s.httpSrv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes idle new connections and lets running
+// requests finish (bounded by 3 s and ctx).
+func (s *Server) Shutdown(ctx context.Context) {
+	if s.httpSrv == nil {
+		return
+	}
+	s.closeNewConns()
+	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.httpSrv.Shutdown(hctx); err != nil {
+		s.httpSrv.Close()
+	}
+}
+
+// CloseListener releases the listener of a server that never served.
+func (s *Server) CloseListener() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}
+
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.newConns == nil {
+		s.newConns = map[net.Conn]bool{}
+	}
+	if st == http.StateNew {
+		s.newConns[c] = true
+	} else {
+		delete(s.newConns, c)
+	}
+}
+
+func (s *Server) closeNewConns() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.newConns {
+		c.Close()
+	}
+}

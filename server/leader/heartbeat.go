@@ -1,0 +1,50 @@
+package leader
+
+import (
+	"context"
+
+	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/raftnode"
+	"github.com/metasrv/metasrv/server/wire"
+)
+
+// Heartbeat takes one datanode heartbeat (already validated) and assembles
+// its answer: the regions it owns, those it may open now, those it must
+// close, and its lease. Only the ready leader takes heartbeats; elsewhere
+// the answer is a *NotLeaderError naming the leader. A datanode seen for the
+// first time, or at a new address, is registered first.
+func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.HeartbeatResponse, error) {
+	t := l.term.Load()
+	if !l.node.IsReadyLeader() || t == nil {
+		lid, addr := l.node.Leader()
+		return wire.HeartbeatResponse{}, &NotLeaderError{LeaderID: lid, LeaderRPCAddr: addr}
+	}
+	if d, ok := l.fsm.Datanode(hb.ID); !ok || d.Addr != hb.Addr {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
+		res, err := l.node.Propose(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
+		cancel()
+		if err == nil {
+			err = raftnode.Rejected(res)
+		}
+		if err != nil {
+			return wire.HeartbeatResponse{}, err
+		}
+		l.log.Info("datanode registered", "datanode", hb.ID, "addr", hb.Addr)
+	}
+	resp := wire.HeartbeatResponse{LeaderID: l.cfg.NodeID, HeartbeatIntervalMs: l.cfg.HeartbeatInterval.Milliseconds(),
+		LeaseMs: l.cfg.RegionLease.Milliseconds(), Regions: []uint64{}, Open: []uint64{}, Close: []uint64{}}
+	owned := map[uint64]bool{}
+	for _, reg := range l.fsm.RegionsOf(hb.ID) {
+		owned[reg.ID] = true
+		resp.Regions = append(resp.Regions, reg.ID)
+	}
+	if open := t.mon.Grant(hb, resp.Regions); open != nil {
+		resp.Open = open
+	}
+	for _, id := range hb.Regions {
+		if !owned[id] {
+			resp.Close = append(resp.Close, id)
+		}
+	}
+	return resp, nil
+}
