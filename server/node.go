@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,15 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// The API listens first, so that with port 0 the address every member
+	// records is the one the kernel chose.
+	ln, err := httpapi.Listen(cfg.RPCAddr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AdvertiseRPCAddr == cfg.RPCAddr && strings.HasSuffix(cfg.RPCAddr, ":0") {
+		cfg.AdvertiseRPCAddr = ln.Addr().String()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	peers := make([]raftnode.Peer, len(cfg.Peers))
@@ -50,8 +60,10 @@ func New(cfg Config) (*Node, error) {
 		Version: cfg.Version, Logger: cfg.Logger, Now: cfg.Now, OnFatal: cfg.OnFatal, Registry: reg,
 	})
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
+	cfg.AdvertiseRaftAddr = rn.AdvertiseRaftAddr()
 	lead := leader.New(leader.Config{
 		NodeID: cfg.NodeID, HeartbeatInterval: cfg.HeartbeatInterval, RegionLease: cfg.RegionLease,
 		LeaseMargin: leaseMargin(cfg),
@@ -65,16 +77,11 @@ func New(cfg Config) (*Node, error) {
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn)
 	api := httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, RPCAddr: cfg.RPCAddr, AdvertiseRPCAddr: cfg.AdvertiseRPCAddr, Version: cfg.Version,
+		NodeID: cfg.NodeID, AdvertiseRPCAddr: cfg.AdvertiseRPCAddr, Version: cfg.Version,
 		AdminToken: cfg.AdminToken, LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn, lead)
-	if err := api.Listen(); err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rn.Close(ctx)
-		return nil, err
-	}
+	api.Attach(ln)
 	return &Node{cfg: cfg, raft: rn, lead: lead, api: api}, nil
 }
 

@@ -20,8 +20,7 @@ import (
 // Config configures the API. The caller fills defaults.
 type Config struct {
 	NodeID           string
-	RPCAddr          string // listen address
-	AdvertiseRPCAddr string
+		AdvertiseRPCAddr string
 	Version          string
 	AdminToken       string
 	LeaderWait       time.Duration // how long a request waits for a leader
@@ -74,12 +73,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Peers is how the raft node reaches other members' APIs.
 func (s *Server) Peers() raftnode.Peers { return peerClient{s} }
 
-// Listen binds the API's listen address.
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cfg.RPCAddr)
+// Listen binds the API's listen address (port 0: any free port).
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on --rpc-addr %s: %w", s.cfg.RPCAddr, err)
+		return nil, fmt.Errorf("listen on --rpc-addr %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// Attach makes the API answer on ln once Serve runs.
+func (s *Server) Attach(ln net.Listener) {
 	s.ln = ln
 	s.httpSrv = &http.Server{
 		Handler:           s.handler,
@@ -89,7 +93,6 @@ func (s *Server) Listen() error {
 		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		ConnState:         s.trackConn,
 	}
-	return nil
 }
 
 // Addr is the bound address.
@@ -115,13 +118,6 @@ func (s *Server) Shutdown(ctx context.Context) {
 	defer cancel()
 	if err := s.httpSrv.Shutdown(hctx); err != nil {
 		s.httpSrv.Close()
-	}
-}
-
-// CloseListener releases the listener of a server that never served.
-func (s *Server) CloseListener() {
-	if s.ln != nil {
-		s.ln.Close()
 	}
 }
 

@@ -137,3 +137,7 @@ func (n *Node) Status() wire.RaftStatus {
 		LeaderID: string(lid), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.AppliedIndex(),
 		RaftAppliedIndex: n.raft.AppliedIndex(), LastIndex: n.raft.LastIndex()}
 }
+
+// AdvertiseRaftAddr is the raft address other members dial (with port 0,
+// the one the kernel chose).
+func (n *Node) AdvertiseRaftAddr() string { return n.cfg.AdvertiseRaftAddr }

@@ -131,6 +131,7 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("listen on --raft-addr %s: %w", c.RaftAddr, err)
 	}
+	n.cfg.AdvertiseRaftAddr = stream.Addr().String()
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: n.log.Named("transport"),
 	})

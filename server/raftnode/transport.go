@@ -25,7 +25,16 @@ func newStreamLayer(listen, advertise string) (*streamLayer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if anyPort(advertise) {
+		advertise = ln.Addr().String() // port 0: the one the kernel chose
+	}
 	return &streamLayer{Listener: ln, advertise: advertisedAddr(advertise)}, nil
+}
+
+// anyPort reports whether addr asks for any free port (":0").
+func anyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
 }
 
 // Dial resolves addr afresh on every call.
