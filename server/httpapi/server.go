@@ -20,7 +20,7 @@ import (
 // Config configures the API. The caller fills defaults.
 type Config struct {
 	NodeID           string
-		AdvertiseRPCAddr string
+	AdvertiseRPCAddr string
 	Version          string
 	AdminToken       string
 	LeaderWait       time.Duration // how long a request waits for a leader
