@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // Bad input on every datanode/table/region endpoint, sent to the leader
@@ -101,7 +102,7 @@ func TestE2EBadInput(t *testing.T) {
 	}
 
 	before := c.stateDigest()
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	for _, n := range []*localcluster.Node{leader, follower} {
 		for _, tc := range cases {
 			rep, err := c.SendJSON(tc.method, n.URL(tc.path), tc.body)
@@ -109,7 +110,7 @@ func TestE2EBadInput(t *testing.T) {
 				t.Errorf("%s %s %s %q: %v", n.ID, tc.method, tc.path, tc.body, err)
 				continue
 			}
-			var eb struct{ Error, Code string }
+			var eb wire.Error
 			if rep.Code != tc.want || json.Unmarshal(rep.Body, &eb) != nil || eb.Error == "" || eb.Code == "" {
 				t.Errorf("%s %s %s %q: %s, want %d with a JSON {error, code}", n.ID, tc.method, tc.path, tc.body, rep, tc.want)
 			}
@@ -121,17 +122,14 @@ func TestE2EBadInput(t *testing.T) {
 
 	// A well-formed heartbeat to a follower: 503 not_leader naming the leader.
 	rep, err := c.SendJSON(http.MethodPost, follower.URL("/v1/heartbeat"), `{"id":77,"addr":"127.0.0.1:1"}`)
-	var nl struct {
-		Code          string `json:"code"`
-		LeaderRPCAddr string `json:"leader_rpc_addr"`
-	}
+	var nl wire.Error
 	if err != nil || rep.Code != http.StatusServiceUnavailable || json.Unmarshal(rep.Body, &nl) != nil ||
 		nl.Code != "not_leader" || nl.LeaderRPCAddr != leader.RPCAddr {
 		t.Errorf("heartbeat to follower %s: %s %v, want 503 not_leader with leader_rpc_addr %s", follower.ID, rep, err, leader.RPCAddr)
 	}
 
 	// A follower has no detector: its stale view shows every datanode unknown.
-	var vs []dnView
+	var vs []wire.Datanode
 	if rep, err := c.SendJSON(http.MethodGet, follower.URL("/admin/datanodes?stale"), ""); err != nil || rep.Code != 200 || json.Unmarshal(rep.Body, &vs) != nil {
 		t.Errorf("follower stale /admin/datanodes: %s %v", rep, err)
 	}
@@ -145,7 +143,7 @@ func TestE2EBadInput(t *testing.T) {
 	if after := c.stateDigest(); !reflect.DeepEqual(after, before) {
 		t.Errorf("state changed by refused requests:\nbefore %+v\nafter  %+v", before, after)
 	}
-	evs, err := c.events(since)
+	evs, err := c.Events(since)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +152,7 @@ func TestE2EBadInput(t *testing.T) {
 	}
 
 	// The same endpoints' happy paths, for contrast.
-	var leases []struct {
-		Name  map[string]uint64 `json:"name"`
-		Lease struct {
-			TimestampMillis int64  `json:"timestamp_millis"`
-			NodeAddr        string `json:"node_addr"`
-		} `json:"lease"`
-	}
+	var leases []wire.NodeLease
 	if err := c.GetJSON("/admin/node-lease", &leases); err != nil || len(leases) != 3 {
 		t.Errorf("GET /admin/node-lease: %+v %v, want one lease per datanode", leases, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // The binaries under test, built once by TestMain (not under -short).
@@ -167,26 +168,13 @@ func owners(rs []localcluster.Route) map[uint64]uint64 {
 	return out
 }
 
-// dnView is one entry of GET /admin/datanodes.
-type dnView struct {
-	ID                    uint64  `json:"id"`
-	Addr                  string  `json:"addr"`
-	Status                string  `json:"status"`
-	Phi                   float64 `json:"phi"`
-	SecondsSinceHeartbeat float64 `json:"seconds_since_heartbeat"`
-	Regions               int     `json:"regions"`
-	AdminState            string  `json:"admin_state"`
-	LeaseExpired          bool    `json:"lease_expired"`
-	FailoverDeferred      bool    `json:"failover_deferred"`
-	FailoverBraked        bool    `json:"failover_braked"`
-}
-
-func (c *ecluster) datanodeViews() (map[uint64]dnView, error) {
-	var vs []dnView
+// datanodeViews reads GET /admin/datanodes through a live node, by id.
+func (c *ecluster) datanodeViews() (map[uint64]wire.Datanode, error) {
+	var vs []wire.Datanode
 	if err := c.GetJSON("/admin/datanodes", &vs); err != nil {
 		return nil, err
 	}
-	out := map[uint64]dnView{}
+	out := map[uint64]wire.Datanode{}
 	for _, v := range vs {
 		out[v.ID] = v
 	}
@@ -212,9 +200,9 @@ func (c *ecluster) waitStatus(status string, ids ...uint64) {
 
 // waitFailedAnd waits until the leader shows dn failed with an expired
 // lease and the given deferred/braked flags.
-func (c *ecluster) waitFailedAnd(dn uint64, deferred, braked bool) dnView {
+func (c *ecluster) waitFailedAnd(dn uint64, deferred, braked bool) wire.Datanode {
 	c.T.Helper()
-	var v dnView
+	var v wire.Datanode
 	c.Eventually(fmt.Sprintf("datanode %d failed (deferred=%t braked=%t)", dn, deferred, braked), func() error {
 		vs, err := c.datanodeViews()
 		if err != nil {
@@ -303,39 +291,13 @@ func (c *ecluster) others(ids ...uint64) []*localcluster.Datanode {
 	return out
 }
 
-func (c *ecluster) events(since uint64) ([]localcluster.Event, error) {
-	var page struct {
-		Events []localcluster.Event `json:"events"`
-	}
-	err := c.GetJSON(fmt.Sprintf("/admin/events?since=%d&limit=10000", since), &page)
-	return page.Events, err
-}
-
-// lastEventIndex is the index of the newest event (0 if none).
-func (c *ecluster) lastEventIndex() uint64 {
-	c.T.Helper()
-	var last uint64
-	c.Eventually("read events", func() error {
-		evs, err := c.events(0)
-		if err != nil {
-			return err
-		}
-		last = 0
-		for _, e := range evs {
-			last = max(last, e.Index)
-		}
-		return nil
-	})
-	return last
-}
-
 // moves returns the region_moved events after since, optionally only those
 // from datanode from (0: any).
 func (c *ecluster) moves(since, from uint64) []localcluster.Event {
 	c.T.Helper()
 	var out []localcluster.Event
 	c.Eventually("read events", func() error {
-		evs, err := c.events(since)
+		evs, err := c.Events(since)
 		if err != nil {
 			return err
 		}
@@ -424,11 +386,7 @@ func (c *ecluster) lastHeartbeat(d *localcluster.Datanode) (time.Time, int64) {
 	var last time.Time
 	var epoch int64
 	c.Eventually(fmt.Sprintf("dn%d heartbeat history", d.ID), func() error {
-		var hist [][]struct {
-			TimestampMillis int64 `json:"timestamp_millis"`
-			ID              uint64
-			NodeEpoch       int64 `json:"node_epoch"`
-		}
+		var hist [][]wire.HeartbeatStat
 		if err := c.GetJSON("/admin/heartbeat?addr="+d.Addr, &hist); err != nil {
 			return err
 		}

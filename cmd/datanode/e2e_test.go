@@ -1,10 +1,10 @@
 package main
 
 // End-to-end failover scenarios with real processes: 3 metasrv nodes and
-// 3 datanodes, a table of 6 regions (issue 3, "Tests that must exist",
-// (a)-(f)). With 3 datanodes only one may be down at a time (the brake
-// stops automatic failover while more than half look failed), so every
-// scenario gets a fresh cluster, or restarts a datanode before the next kill.
+// 3 datanodes, a table of 6 regions; the core scenarios are marked (a) to
+// (f). With 3 datanodes only one may be down at a time (the brake stops
+// automatic failover while more than half look failed), so every scenario
+// gets a fresh cluster, or restarts a datanode before the next kill.
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // failoverCommit waits until datanode dn owns none of regions, checks that
@@ -68,7 +69,7 @@ func TestE2EFailoverWhenMaintenanceOff(t *testing.T) {
 		if len(owned) == 0 {
 			t.Fatalf("dn%d owns no region before its kill; routes %v", d.ID, owners(rs))
 		}
-		since := c.lastEventIndex()
+		since := c.LastEventIndex()
 		d.Kill()
 		killed := time.Now()
 		lastHB, _ := c.lastHeartbeat(d)
@@ -114,7 +115,7 @@ func TestE2EMaintenanceDefersFailoverAcrossLeaderKill(t *testing.T) {
 		t.Fatalf("enable maintenance: %s", r)
 	}
 	before := c.mustRoutes()
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	dead := c.Datanode(1)
 	owned := ownedBy(before, dead.ID)
 	dead.Kill()
@@ -123,7 +124,7 @@ func TestE2EMaintenanceDefersFailoverAcrossLeaderKill(t *testing.T) {
 		if err := c.unchanged(before)(); err != nil {
 			return err
 		}
-		evs, err := c.events(since)
+		evs, err := c.Events(since)
 		if err != nil {
 			return err
 		}
@@ -184,7 +185,7 @@ func TestE2EReturningDatanodeClosesLostRegions(t *testing.T) {
 	if got := persisted(t, d); !slices.Equal(got, owned) {
 		t.Fatalf("dn1 keeps %v in its data dir, want its regions %v", got, owned)
 	}
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	d.Kill()
 	c.failoverCommit(d.ID, owned, since)
 	c.waitServing(c.others(d.ID)...)
@@ -258,7 +259,7 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 		t.Fatalf("enable maintenance: %s", r)
 	}
 	before := c.mustRoutes()
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 
 	// The upgrade: dn3 goes down and comes back with its data dir.
 	dn1, dn2, dn3 := c.Datanode(1), c.Datanode(2), c.Datanode(3)
@@ -314,7 +315,7 @@ func TestE2EManualMigrationDuringMaintenance(t *testing.T) {
 	if err := c.unchanged(after)(); err != nil {
 		t.Errorf("after a refused migration: %v", err)
 	}
-	var m struct{ Enabled bool }
+	var m wire.Enabled
 	if err := c.GetJSON("/admin/maintenance", &m); err != nil || !m.Enabled {
 		t.Errorf("maintenance: %+v %v, want still enabled", m, err)
 	}
@@ -376,7 +377,7 @@ func TestE2EDatanodeDiesWithLeader(t *testing.T) {
 	leader := c.leader()
 	dead := c.Datanode(1)
 	owned := ownedBy(c.mustRoutes(), dead.ID)
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	killed := time.Now()
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -474,7 +475,7 @@ func TestE2EFailoverBrake(t *testing.T) {
 	if b := c.mustMetric(leader, "metasrv_failover_braked_ticks_total"); b < braked+5 {
 		t.Errorf("braked ticks %v → %v, want +5", braked, b)
 	}
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	if err := dn2.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/metasrv/metasrv/cmd/datanode/agent"
 	"github.com/metasrv/metasrv/cmd/internal/cli"
 )
 
@@ -101,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "datanode", Level: hclog.LevelFromString(*logLevel), JSONFormat: *logJSON,
 		Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00"})
-	a, err := newAgent(agentConfig{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log})
+	a, err := agent.New(agent.Config{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
 		return 1
@@ -123,7 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); a.run(ctx) }()
+	go func() { defer close(done); a.Run(ctx) }()
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("datanode started", "id", n, "addr", *advertise, "metasrv", metas)
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // reactionSet is one choice of datanode failure-detection timings.
@@ -42,18 +43,6 @@ type reactionResult struct {
 	served    []time.Duration
 	failed    int
 	notes     []string
-}
-
-type dnView struct {
-	ID      uint64 `json:"id"`
-	Status  string `json:"status"`
-	Regions int    `json:"regions"`
-}
-
-type routeJSON struct {
-	ID       uint64 `json:"id"`
-	Datanode uint64 `json:"datanode"`
-	InFlight bool   `json:"in_flight"`
 }
 
 func getJSON(ctx context.Context, c *http.Client, url string, v any) error {
@@ -135,7 +124,7 @@ func runReaction(e *env, set reactionSet, trials int, o reactionOpts) (*reaction
 		if err != nil {
 			return nil, fmt.Errorf("trial %d: not steady: %w", trial, err)
 		}
-		var dns []dnView
+		var dns []wire.Datanode
 		if err := getJSON(ctx, e.client, base+"/admin/datanodes", &dns); err != nil {
 			return nil, err
 		}
@@ -150,7 +139,7 @@ func runReaction(e *env, set reactionSet, trials int, o reactionOpts) (*reaction
 		dn.Kill()
 		var committed, served time.Duration
 		for time.Since(start) < o.giveUp {
-			var routes []routeJSON
+			var routes []wire.Route
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
 			err := getJSON(pctx, e.client, base+"/admin/regions", &routes)
 			cancel()
@@ -193,7 +182,7 @@ func runReaction(e *env, set reactionSet, trials int, o reactionOpts) (*reaction
 func allAlive(e *env, base string, want int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var dns []dnView
+	var dns []wire.Datanode
 	if err := getJSON(ctx, e.client, base+"/admin/datanodes", &dns); err != nil {
 		return err
 	}
@@ -212,7 +201,7 @@ func allAlive(e *env, base string, want int) error {
 func allServed(e *env, base string, _ int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var routes []routeJSON
+	var routes []wire.Route
 	if err := getJSON(ctx, e.client, base+"/admin/regions", &routes); err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func (r *report) markdown() string {
 
 	if r.sideBySide() {
 		r.markdownScale(p)
-		p("## Targets (issue 6, this machine, this run)\n\n| target | measured | verdict |\n|---|---|---|\n")
+		p("## Targets (this machine, this run)\n\n| target | measured | verdict |\n|---|---|---|\n")
 		for _, t := range r.targets6() {
 			p("| %s | %s | %s |\n", t[0], t[1], t[2])
 		}
@@ -173,7 +173,7 @@ func (r *report) markdown() string {
 		}
 		return b.String()
 	}
-	p("## Targets (issue 2, this machine)\n\n| target | measured | verdict |\n|---|---|---|\n")
+	p("## Targets (this machine)\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range r.targets() {
 		p("| %s | %s | %s |\n", t[0], t[1], t[2])
 	}
@@ -194,7 +194,9 @@ func (r *report) failoverBase() *failoverResult {
 	return nil
 }
 
-// targets checks the issue's targets against the figures measured.
+// targets checks the figures measured against the targets of a plain run:
+// median failover under 1 s and no spurious leader change with the default
+// timeouts, and writes through a follower at 0.8× direct or better.
 func (r *report) targets() [][3]string {
 	var out [][3]string
 	for _, f := range r.failover {

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Targets of issue 6.
+// Targets of a side-by-side run (bench-compare), checked by targets6.
 const (
 	targetLeaderVsEtcd  = 2.0 // our writes at c64 on the leader ÷ etcd's
 	targetFollowerRatio = 0.9 // our writes through a follower ÷ direct
@@ -201,7 +201,8 @@ func fmtNum(v float64) string {
 	}
 }
 
-// targets6 checks issue 6's targets against the figures measured.
+// targets6 checks the figures measured against the targets of a
+// side-by-side run (the constants above).
 func (r *report) targets6() [][3]string {
 	var out [][3]string
 	verdict := func(ok bool, miss string) string {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -13,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metasrv/metasrv/cmd/datanode/agent"
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 type scaleOpts struct {
@@ -56,63 +56,32 @@ type simNode struct {
 	hbs     int
 }
 
-type hbReq struct {
-	ID          uint64   `json:"id"`
-	Addr        string   `json:"addr"`
-	StartTimeMs int64    `json:"start_time_ms"`
-	Seq         uint64   `json:"seq"`
-	Regions     []uint64 `json:"regions"`
-}
+// leaderAddr is where the simulated datanodes send heartbeats (the RPC
+// address); a 503 not_leader answer moves it to the leader it names, as a
+// real datanode would.
+type leaderAddr struct{ v atomic.Value }
 
-type hbResp struct {
-	Regions []uint64 `json:"regions"`
-	Open    []uint64 `json:"open"`
-	Close   []uint64 `json:"close"`
-}
+func (l *leaderAddr) get() string { return l.v.Load().(string) }
 
-// leaderURL is where the simulated datanodes send heartbeats; a 503
-// not_leader answer moves it to the leader it names, as a real datanode
-// would.
-type leaderURL struct{ v atomic.Value }
-
-func (l *leaderURL) get() string { return l.v.Load().(string) }
-
-func (s *simNode) heartbeat(ctx context.Context, c *http.Client, lu *leaderURL, total *atomic.Int64) error {
-	url := lu.get()
+func (s *simNode) heartbeat(ctx context.Context, c *http.Client, la *leaderAddr, total *atomic.Int64) error {
+	addr := la.get()
 	before := len(s.serving)
 	defer func() { total.Add(int64(len(s.serving) - before)) }()
 	s.seq++
-	req := hbReq{ID: s.id, Addr: s.addr, StartTimeMs: s.start, Seq: s.seq, Regions: make([]uint64, 0, len(s.serving))}
+	hb := wire.Heartbeat{ID: s.id, Addr: s.addr, StartTimeMs: s.start, Seq: s.seq, Regions: make([]uint64, 0, len(s.serving))}
 	for id := range s.serving {
-		req.Regions = append(req.Regions, id)
+		hb.Regions = append(hb.Regions, id)
 	}
-	slices.Sort(req.Regions)
-	body, _ := json.Marshal(req)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(hr)
-	if err != nil {
-		return err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var hint struct {
-			Addr string `json:"leader_rpc_addr"`
+	slices.Sort(hb.Regions)
+	out, hint, err := agent.Send(ctx, c, addr, hb)
+	var se *agent.StatusError
+	if errors.As(err, &se) {
+		if se.Code == http.StatusServiceUnavailable && hint != "" {
+			la.v.CompareAndSwap(addr, hint)
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &hint) == nil && hint.Addr != "" {
-			lu.v.CompareAndSwap(url, "http://"+hint.Addr+"/v1/heartbeat")
-		}
-		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+		return fmt.Errorf("status %d: %.200s", se.Code, se.Body)
 	}
-	var out hbResp
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err != nil {
 		return err
 	}
 	for _, id := range out.Open {
@@ -158,8 +127,8 @@ func runScale(e *env, n int, o scaleOpts, args []string) (*scaleResult, error) {
 			fpids = append(fpids, pidOf(nd.DataDir))
 		}
 	}
-	lu := &leaderURL{}
-	lu.v.Store("http://" + leader.RPCAddr + "/v1/heartbeat")
+	la := &leaderAddr{}
+	la.v.Store(leader.RPCAddr)
 	client := &http.Client{Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        2 * o.inflight,
@@ -213,7 +182,7 @@ func runScale(e *env, n int, o scaleOpts, args []string) (*scaleResult, error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.reqTimeout)
 				st := time.Now()
-				err := s.heartbeat(ctx, client, lu, &servedTotal)
+				err := s.heartbeat(ctx, client, la, &servedTotal)
 				d := time.Since(st)
 				cancel()
 				<-sem
@@ -249,7 +218,7 @@ func runScale(e *env, n int, o scaleOpts, args []string) (*scaleResult, error) {
 	ctx := context.Background()
 	base := "http://" + leader.RPCAddr
 	err = localcluster.Eventually(o.settle, func() error {
-		var dns []dnView
+		var dns []wire.Datanode
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := getJSON(cctx, e.client, base+"/admin/datanodes?stale=true", &dns); err != nil {

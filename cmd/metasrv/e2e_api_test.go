@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // TestSeedCurlSequenceOnEveryNode runs the curl commands of the seed
@@ -168,9 +169,9 @@ func TestMaintenanceVerboseReasonTTLAndCAS(t *testing.T) {
 			t.Fatalf("%s CAS with a wrong epoch: %s, want 409", n, r)
 		}
 		var conflict struct {
-			Error       string      `json:"error"`
-			Code        string      `json:"code"`
-			Maintenance maintenance `json:"maintenance"`
+			Error       string           `json:"error"`
+			Code        string           `json:"code"`
+			Maintenance wire.Maintenance `json:"maintenance"`
 		}
 		if err := json.Unmarshal(r.Body, &conflict); err != nil {
 			t.Fatalf("409 body: %v: %s", err, r.Body)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // TestBadInputIsRejectedAndNothingApplied sends every kind of bad request
@@ -146,7 +147,7 @@ func TestBadInputIsRejectedAndNothingApplied(t *testing.T) {
 	wantEnabled(t, "unknown parameters on a read", c.must(http.MethodGet, f.URL("/admin/maintenance?foo=bar"), nil), false)
 }
 
-func sameMaintenance(a, b maintenance) bool {
+func sameMaintenance(a, b wire.Maintenance) bool {
 	eq := func(x, y *time.Time) bool {
 		if x == nil || y == nil {
 			return x == y

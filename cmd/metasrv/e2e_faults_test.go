@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // TestFollowerWriteVisibleEverywhere writes through each follower and reads
@@ -39,7 +40,7 @@ func TestFollowerWriteVisibleEverywhere(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			var m maintenance
+			var m wire.Maintenance
 			if err := json.Unmarshal(r.Body, &m); err != nil {
 				return err
 			}
@@ -287,7 +288,7 @@ func TestPauseLeader(t *testing.T) {
 	// Right after SIGCONT the old node may still believe it leads; a
 	// consistent read through it must nevertheless be linearizable.
 	r := c.must(http.MethodGet, old.URL("/admin/maintenance?verbose=true"), nil)
-	var m maintenance
+	var m wire.Maintenance
 	if r.Code != http.StatusOK || json.Unmarshal(r.Body, &m) != nil {
 		t.Fatalf("consistent read through the resumed old leader: %s", r)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // metasrvBin is the binary under test, built once by TestMain.
@@ -95,15 +96,9 @@ func (c *tcluster) waitReady(nodes ...*localcluster.Node) *localcluster.Node {
 	return leader
 }
 
-// errorBody is the JSON error every 4xx/5xx answer carries.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// errorBodyOf decodes the error body of r.
-func errorBodyOf(r localcluster.Reply) (errorBody, error) {
-	var e errorBody
+// errorBodyOf decodes the JSON error every 4xx/5xx answer carries.
+func errorBodyOf(r localcluster.Reply) (wire.Error, error) {
+	var e wire.Error
 	if err := json.Unmarshal(r.Body, &e); err != nil {
 		return e, fmt.Errorf("error body %q is not JSON: %v", r.Body, err)
 	}
@@ -151,72 +146,36 @@ func wantEnabled(t testing.TB, what string, r localcluster.Reply, enabled bool) 
 	}
 }
 
-// maintenance is the answer of GET /admin/maintenance?verbose=true.
-type maintenance struct {
-	Enabled   bool       `json:"enabled"`
-	Epoch     uint64     `json:"epoch"`
-	Reason    string     `json:"reason"`
-	By        string     `json:"by"`
-	Since     *time.Time `json:"since"`
-	ExpiresAt *time.Time `json:"expires_at"`
-}
-
 // verbose reads the maintenance state through node n (consistent read
 // unless extra says ?stale).
-func (c *tcluster) verbose(n *localcluster.Node, extra ...string) maintenance {
+func (c *tcluster) verbose(n *localcluster.Node, extra ...string) wire.Maintenance {
 	c.T.Helper()
 	q := "/admin/maintenance?verbose=true"
 	for _, e := range extra {
 		q += "&" + e
 	}
 	r := c.mustOK(http.MethodGet, n.URL(q), nil)
-	var m maintenance
+	var m wire.Maintenance
 	if err := json.Unmarshal(r.Body, &m); err != nil {
 		c.T.Fatalf("%s verbose: %v: %s", n.ID, err, r.Body)
 	}
 	return m
 }
 
-type eventsPage struct {
-	FirstIndex uint64               `json:"first_index"`
-	Events     []localcluster.Event `json:"events"`
-}
-
 // events reads the event log through node n (consistent read).
-func (c *tcluster) events(n *localcluster.Node, query string) eventsPage {
+func (c *tcluster) events(n *localcluster.Node, query string) wire.EventsPage {
 	c.T.Helper()
 	r := c.mustOK(http.MethodGet, n.URL("/admin/events"+query), nil)
-	var p eventsPage
+	var p wire.EventsPage
 	if err := json.Unmarshal(r.Body, &p); err != nil {
 		c.T.Fatalf("%s events: %v: %s", n.ID, err, r.Body)
 	}
 	return p
 }
 
-// clusterView is the answer of GET /admin/cluster.
-type clusterView struct {
-	ClusterID     string `json:"cluster_id"`
-	NodeID        string `json:"node_id"`
-	Version       string `json:"version"`
-	LeaderID      string `json:"leader_id"`
-	LeaderRPCAddr string `json:"leader_rpc_addr"`
-	State         string `json:"state"`
-	Term          uint64 `json:"term"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	Members       []struct {
-		ID        string `json:"id"`
-		RaftAddr  string `json:"raft_addr"`
-		RPCAddr   string `json:"rpc_addr"`
-		Suffrage  string `json:"suffrage"`
-		Version   string `json:"version"`
-		Leader    bool   `json:"leader"`
-		Reachable bool   `json:"reachable"`
-	} `json:"members"`
-}
-
-func (c *tcluster) clusterView(n *localcluster.Node) (clusterView, error) {
-	var v clusterView
+// clusterView reads GET /admin/cluster: node n's view.
+func (c *tcluster) clusterView(n *localcluster.Node) (wire.Cluster, error) {
+	var v wire.Cluster
 	r, err := c.get(n.URL("/admin/cluster"), 5*time.Second)
 	if err != nil {
 		return v, err

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // node is one container of the cluster and its published port.
@@ -114,13 +116,7 @@ func (h httpResult) String() string {
 }
 
 // code returns the "code" field of a JSON error body.
-func (h httpResult) code() string {
-	var e struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(h.Body, &e)
-	return e.Code
-}
+func (h httpResult) code() string { return wire.ParseError(h.Body).Code }
 
 // do sends one request to a port on 127.0.0.1, bounded by timeout.
 func (cl *Cluster) do(ctx context.Context, client *http.Client, method, host, path string, body []byte, timeout time.Duration) httpResult {
@@ -187,19 +183,8 @@ func (cl *Cluster) getAny(ctx context.Context, path string, v any) error {
 	return errors.Join(errs...)
 }
 
-// raftStatus is GET /admin/raft.
-type raftStatus struct {
-	NodeID       string `json:"node_id"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LeaderID     string `json:"leader_id"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	LastIndex    uint64 `json:"last_index"`
-}
-
-func (cl *Cluster) raft(ctx context.Context, n node) (raftStatus, error) {
-	var st raftStatus
+func (cl *Cluster) raft(ctx context.Context, n node) (wire.RaftStatus, error) {
+	var st wire.RaftStatus
 	err := cl.getJSON(ctx, n, "/admin/raft", &st)
 	return st, err
 }
@@ -210,9 +195,9 @@ func (cl *Cluster) ready(ctx context.Context, n node) bool {
 
 // leader returns the up metasrv node that is the ready leader with the
 // highest term, if any.
-func (cl *Cluster) leader(ctx context.Context) (node, raftStatus, error) {
+func (cl *Cluster) leader(ctx context.Context) (node, wire.RaftStatus, error) {
 	var best node
-	var bestSt raftStatus
+	var bestSt wire.RaftStatus
 	found := false
 	for _, n := range cl.upMetas() {
 		st, err := cl.raft(ctx, n)
@@ -224,10 +209,10 @@ func (cl *Cluster) leader(ctx context.Context) (node, raftStatus, error) {
 		}
 	}
 	if !found {
-		return node{}, raftStatus{}, errors.New("no up metasrv node says it is the leader")
+		return node{}, wire.RaftStatus{}, errors.New("no up metasrv node says it is the leader")
 	}
 	if !cl.ready(ctx, best) {
-		return node{}, raftStatus{}, fmt.Errorf("leader %s is not ready", best.ID)
+		return node{}, wire.RaftStatus{}, fmt.Errorf("leader %s is not ready", best.ID)
 	}
 	return best, bestSt, nil
 }
@@ -264,39 +249,23 @@ func (cl *Cluster) waitReady(ctx context.Context, n node, bound time.Duration) (
 	return time.Since(start), fmt.Errorf("%s not ready within %s: %s", n.Service, bound, r)
 }
 
-// datanodeView is one row of GET /admin/datanodes.
-type datanodeView struct {
-	ID               uint64  `json:"id"`
-	Status           string  `json:"status"`
-	Phi              float64 `json:"phi"`
-	Regions          int     `json:"regions"`
-	LeaseExpired     bool    `json:"lease_expired"`
-	FailoverDeferred bool    `json:"failover_deferred"`
-	FailoverBraked   bool    `json:"failover_braked"`
-}
-
-func (cl *Cluster) datanodeViews(ctx context.Context) ([]datanodeView, error) {
-	var out []datanodeView
+// datanodeViews reads GET /admin/datanodes through an up metasrv node.
+func (cl *Cluster) datanodeViews(ctx context.Context) ([]wire.Datanode, error) {
+	var out []wire.Datanode
 	return out, cl.getAny(ctx, "/admin/datanodes", &out)
 }
 
-// region is one row of GET /admin/regions.
-type region struct {
-	ID       uint64 `json:"id"`
-	Table    string `json:"table"`
-	Datanode uint64 `json:"datanode"`
-	Version  uint64 `json:"version"`
-}
-
-func (cl *Cluster) regions(ctx context.Context) ([]region, error) {
-	var out []region
+// regions reads GET /admin/regions through an up metasrv node, sorted by
+// region id.
+func (cl *Cluster) regions(ctx context.Context) ([]wire.Route, error) {
+	var out []wire.Route
 	err := cl.getAny(ctx, "/admin/regions", &out)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
 }
 
 // routesKey renders routes for comparison (owner and version per region).
-func routesKey(rs []region) string {
+func routesKey(rs []wire.Route) string {
 	var b strings.Builder
 	for _, r := range rs {
 		fmt.Fprintf(&b, "%d@%d/v%d ", r.ID, r.Datanode, r.Version)

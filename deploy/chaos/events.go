@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-// event is one entry of GET /admin/events.
+// event is one entry of GET /admin/events with only the fields the checks
+// compare (no time, no reason): diffEvents compares the nodes' logs by the
+// JSON encoding of these, and String renders them in reports. It is a
+// subset of wire.Event, not wire.Event itself, for both reasons.
 type event struct {
 	Index  uint64            `json:"index"`
 	Type   string            `json:"type"`
@@ -171,7 +174,8 @@ func automaticMove(e event) bool {
 
 // autoMovesDuringMaintenance replays the event log from index 1 (the
 // cluster starts with maintenance off) and returns every automatic move
-// committed while maintenance was on (DESIGN.md §8, invariant 1).
+// committed while maintenance was on: the suite's first invariant, no
+// automatic move (failover or balance) during maintenance.
 func autoMovesDuringMaintenance(events []event) []string {
 	on := false
 	var bad []string

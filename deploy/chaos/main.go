@@ -2,10 +2,10 @@
 // deploy/compose under its own project name and ports, injects faults
 // (docker kill, docker pause, docker network disconnect, rolling restarts)
 // while concurrent clients toggle and read the maintenance flag through
-// every node, and checks the invariants of DESIGN.md §8: no automatic move
-// during maintenance (from the event log, read continuously by raft
-// index), a linearizable flag (porcupine), no acknowledged write lost,
-// replicas that converge, routes with one owner served by it.
+// every node, and checks these invariants: no automatic move during
+// maintenance (from the event log, read continuously by raft index), a
+// linearizable flag (porcupine), no acknowledged write lost, replicas that
+// converge, routes with one owner served by it.
 //
 //	make chaos                    # builds the images, then go run ./deploy/chaos
 //	go run ./deploy/chaos -run partition,freeze

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // check is one invariant or expectation checked by a scenario.
@@ -227,9 +229,9 @@ func (r *Run) flagEverywhere(ctx context.Context, name string, want bool) bool {
 
 // waitFollows waits until a node that was cut off or frozen follows a
 // leader other than itself and is ready.
-func (r *Run) waitFollows(ctx context.Context, n node, bound time.Duration) (raftStatus, time.Duration, error) {
+func (r *Run) waitFollows(ctx context.Context, n node, bound time.Duration) (wire.RaftStatus, time.Duration, error) {
 	start := time.Now()
-	var st raftStatus
+	var st wire.RaftStatus
 	var err error
 	for time.Since(start) < bound && ctx.Err() == nil {
 		st, err = r.cl.raft(ctx, n)
@@ -511,7 +513,7 @@ func (r *Run) checkConvergence(ctx context.Context) {
 				Enabled bool `json:"enabled"`
 			}
 			err2 := r.cl.getJSON(ctx, n, "/admin/maintenance?stale", &m)
-			var rs []region
+			var rs []wire.Route
 			err3 := r.cl.getJSON(ctx, n, "/admin/regions?stale", &rs)
 			if err := errors.Join(err, err2, err3); err != nil {
 				okAll = false

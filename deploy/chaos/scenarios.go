@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // Bounds the scenarios check against. With the suite's timings (heartbeat
@@ -81,7 +83,7 @@ func scenarioLeaderKill(ctx context.Context, r *Run) error {
 		return err
 	}
 	killedAt := time.Now()
-	var seen datanodeView
+	var seen wire.Datanode
 	shown := false
 	for time.Since(killedAt) < failedBound && ctx.Err() == nil {
 		views, err := r.cl.datanodeViews(ctx)
@@ -241,7 +243,7 @@ func scenarioPartition(ctx context.Context, r *Run) error {
 		defer wg.Done()
 		for i := 0; i < 400 && pctx.Err() == nil; i++ {
 			res := r.cl.do(pctx, hc, "GET", "127.0.0.1:3002", "/admin/raft", nil, 2*time.Second)
-			var st raftStatus
+			var st wire.RaftStatus
 			if res.ok() && jsonInto(res.Body, &st) == nil {
 				mu.Lock()
 				samples = append(samples, sample{time.Since(cutAt), st.State, st.CommitIndex})
@@ -456,7 +458,7 @@ func scenarioRolling(ctx context.Context, r *Run) error {
 }
 
 // spread is max - min regions per datanode over the given datanodes.
-func spread(routes []region, dns []uint64) (int, map[uint64]int) {
+func spread(routes []wire.Route, dns []uint64) (int, map[uint64]int) {
 	counts := map[uint64]int{}
 	for _, d := range dns {
 		counts[d] = 0

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // The binaries under test, built once by TestMain (not under -short: every
@@ -115,14 +116,6 @@ func (c *bcluster) mustStatus(want int, method, path string, body []byte) []byte
 
 // API views (the fields these tests read).
 
-type datanodeView struct {
-	ID         uint64 `json:"id"`
-	Addr       string `json:"addr"`
-	Status     string `json:"status"`
-	Regions    int    `json:"regions"`
-	AdminState string `json:"admin_state"`
-}
-
 type balancerStatus struct {
 	Enabled       bool       `json:"enabled"`
 	Interval      string     `json:"interval"`
@@ -181,8 +174,8 @@ func (c *bcluster) routesInFlight() (map[uint64]uint64, []uint64, error) {
 	return out, inFlight, nil
 }
 
-func (c *bcluster) datanodes() ([]datanodeView, error) {
-	var ds []datanodeView
+func (c *bcluster) datanodes() ([]wire.Datanode, error) {
+	var ds []wire.Datanode
 	return ds, c.GetJSON("/admin/datanodes", &ds)
 }
 
@@ -203,31 +196,6 @@ func (c *bcluster) mustStatusView() balancerStatus {
 		c.T.Fatal(err)
 	}
 	return st
-}
-
-// events returns every event after since.
-func (c *bcluster) events(since uint64) ([]localcluster.Event, error) {
-	var page struct {
-		Events []localcluster.Event `json:"events"`
-	}
-	return page.Events, c.GetJSON(fmt.Sprintf("/admin/events?since=%d&limit=1000", since), &page)
-}
-
-func (c *bcluster) lastEventIndex() uint64 {
-	c.T.Helper()
-	var evs []localcluster.Event
-	err := localcluster.Eventually(waitLong, func() error {
-		var err error
-		evs, err = c.events(0)
-		return err
-	})
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	if len(evs) == 0 {
-		return 0
-	}
-	return evs[len(evs)-1].Index
 }
 
 // serving asks every running datanode which regions it serves now.
@@ -432,7 +400,7 @@ func (c *bcluster) moveEvents(since uint64) map[string]int {
 	var evs []localcluster.Event
 	err := localcluster.Eventually(waitLong, func() error {
 		var err error
-		evs, err = c.events(since)
+		evs, err = c.Events(since)
 		return err
 	})
 	if err != nil {
@@ -465,7 +433,7 @@ func (c *bcluster) setupTable(regions int, dns []uint64) {
 func TestBalancerSpreadsOntoNewDatanodes(t *testing.T) {
 	c := startBalancerCluster(t, 2)
 	c.setupTable(8, ids(1, 2))
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	watch := c.watchServing()
 
 	c.startDatanodes(2)
@@ -501,7 +469,7 @@ func TestBalancerPausedDuringMaintenance(t *testing.T) {
 	c := startBalancerCluster(t, 2)
 	c.setupTable(8, ids(1, 2))
 	c.mustStatus(http.StatusOK, http.MethodPost, "/admin/maintenance/enable", nil)
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	c.startDatanodes(2)
 	before := map[uint64]int{1: 4, 2: 4, 3: 0, 4: 0}
 
@@ -656,7 +624,7 @@ func (c *bcluster) drainAndCheck(id uint64, total int, others []uint64) {
 func TestDrainDatanode(t *testing.T) {
 	c := startBalancerCluster(t, 3)
 	c.setupTable(9, ids(1, 3))
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	watch := c.watchServing()
 	start := time.Now()
 	c.drainAndCheck(1, 9, []uint64{2, 3})
@@ -692,7 +660,7 @@ func TestDrainDuringMaintenance(t *testing.T) {
 	c := startBalancerCluster(t, 3)
 	c.setupTable(9, ids(1, 3))
 	c.mustStatus(http.StatusOK, http.MethodPost, "/admin/maintenance/enable", nil)
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	watch := c.watchServing()
 	c.drainAndCheck(2, 9, []uint64{1, 3})
 	c.checkWatch(watch)
@@ -797,7 +765,7 @@ func TestCordonUncordon(t *testing.T) {
 	t.Logf("balanced onto the uncordoned datanode in %s", took.Round(time.Millisecond))
 
 	// The admin state changes are in the event log.
-	evs, err := c.events(0)
+	evs, err := c.Events(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -850,7 +818,7 @@ func TestBalancerLeaderKill(t *testing.T) {
 	// Small caps so that balancing takes several rounds.
 	c := startBalancerCluster(t, 2, "--balancer-max-moves", "2", "--balancer-max-moves-per-datanode", "1")
 	c.setupTable(16, ids(1, 2))
-	since := c.lastEventIndex()
+	since := c.LastEventIndex()
 	watch := c.watchServing()
 	c.startDatanodes(2)
 
@@ -924,10 +892,6 @@ func TestAdminStateBadInput(t *testing.T) {
 	c := startBalancerCluster(t, 1)
 	leader := c.waitReady()
 	follower := localcluster.Followers(leader, c.Running())[0]
-	type errBody struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
 	check := func(n *localcluster.Node, method, path string, wantCode int, wantErr string) {
 		t.Helper()
 		var r localcluster.Reply
@@ -949,7 +913,7 @@ func TestAdminStateBadInput(t *testing.T) {
 			t.Errorf("%s %s via %s: %s, want %d", method, path, n.ID, r, wantCode)
 			return
 		}
-		var e errBody
+		var e wire.Error
 		if err := json.Unmarshal(r.Body, &e); err != nil || e.Error == "" || e.Code != wantErr {
 			t.Errorf("%s %s via %s: body %s, want a JSON error with code %q", method, path, n.ID, r.Body, wantErr)
 		}
@@ -977,7 +941,7 @@ func TestAdminStateBadInput(t *testing.T) {
 	if len(ds) != 1 || ds[0].ID != 1 || ds[0].AdminState != "active" {
 		t.Errorf("datanodes after bad requests: %+v", ds)
 	}
-	evs, err := c.events(0)
+	evs, err := c.Events(0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -404,17 +404,6 @@ func (c *Cluster) send(ctx context.Context, method, url string, body []byte, hea
 	return Reply{Code: resp.StatusCode, Header: resp.Header, Body: b}, err
 }
 
-// RaftStatus is the answer of GET /admin/raft.
-type RaftStatus struct {
-	NodeID       string `json:"node_id"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LeaderID     string `json:"leader_id"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	LastIndex    uint64 `json:"last_index"`
-}
-
 // Status asks one node for its raft status (short timeout).
 func (c *Cluster) Status(n *Node) (RaftStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // RunTests is the TestMain of a package whose tests start the binaries of
@@ -243,4 +245,49 @@ func Followers(leader *Node, nodes []*Node) []*Node {
 		}
 	}
 	return out
+}
+
+// eventsPageLimit is the most events one GET /admin/events returns.
+const eventsPageLimit = 10000
+
+// Events reads every event with a raft index above since, oldest first,
+// through a live node (GetJSON), page by page (since= the last index read)
+// until a page comes back empty, so it is complete however long the log
+// is. Events the server's bounded ring has already dropped are not there.
+func (c *TestCluster) Events(since uint64) ([]Event, error) {
+	var out []Event
+	for {
+		var page wire.EventsPage
+		if err := c.GetJSON(fmt.Sprintf("/admin/events?since=%d&limit=%d", since, eventsPageLimit), &page); err != nil {
+			return out, err
+		}
+		if len(page.Events) == 0 {
+			return out, nil
+		}
+		last := page.Events[len(page.Events)-1].Index
+		if last <= since {
+			return out, fmt.Errorf("GET /admin/events?since=%d: a page ending at index %d", since, last)
+		}
+		out = append(out, page.Events...)
+		since = last
+	}
+}
+
+// LastEventIndex is the index of the newest event (0 if none). It retries
+// for up to Wait while no node answers, then fails the test.
+func (c *TestCluster) LastEventIndex() uint64 {
+	c.T.Helper()
+	var last uint64
+	c.Eventually("read events", func() error {
+		evs, err := c.Events(0)
+		if err != nil {
+			return err
+		}
+		last = 0
+		for _, e := range evs {
+			last = max(last, e.Index)
+		}
+		return nil
+	})
+	return last
 }

@@ -1,26 +1,15 @@
 package localcluster
 
-import "time"
+import "github.com/metasrv/metasrv/server/wire"
 
-// Views of metasrv API answers that the end-to-end tests read: the fields
-// of each entry they use (JSON ignores the others).
+// Views of metasrv API answers that the end-to-end tests read, as the API
+// declares them (package server/wire).
 
 // Event is one entry of GET /admin/events.
-type Event struct {
-	Index  uint64            `json:"index"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	By     string            `json:"by"`
-	Reason string            `json:"reason"`
-	Epoch  uint64            `json:"epoch"`
-	Fields map[string]string `json:"fields"`
-}
+type Event = wire.Event
 
 // Route is one entry of GET /admin/regions: a region and its owner.
-type Route struct {
-	ID       uint64 `json:"id"`
-	Table    string `json:"table"`
-	Datanode uint64 `json:"datanode"`
-	Version  uint64 `json:"version"`
-	InFlight bool   `json:"in_flight"`
-}
+type Route = wire.Route
+
+// RaftStatus is the answer of GET /admin/raft.
+type RaftStatus = wire.RaftStatus

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // TestAgentKeepsTheLeadersInterval: the agent starts with the 3 s default
@@ -26,18 +28,18 @@ func TestAgentKeepsTheLeadersInterval(t *testing.T) {
 		mu.Lock()
 		beats = append(beats, time.Now())
 		mu.Unlock()
-		_ = json.NewEncoder(w).Encode(heartbeatResponse{LeaderID: "m1", HeartbeatIntervalMs: asked.Milliseconds(),
+		_ = json.NewEncoder(w).Encode(wire.HeartbeatResponse{LeaderID: "m1", HeartbeatIntervalMs: asked.Milliseconds(),
 			LeaseMs: 1000, Regions: []uint64{}, Open: []uint64{}, Close: []uint64{}})
 	}))
 	defer srv.Close()
-	a, err := newAgent(agentConfig{ID: 1, Addr: "127.0.0.1:1", Metasrv: []string{strings.TrimPrefix(srv.URL, "http://")},
+	a, err := New(Config{ID: 1, Addr: "127.0.0.1:1", Metasrv: []string{strings.TrimPrefix(srv.URL, "http://")},
 		Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); a.run(ctx) }()
+	go func() { defer close(done); a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
 	// Five beats take about 4 × 50 ms; the bound stays below the 3 s

@@ -1,12 +1,10 @@
-package main
+package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,23 +13,25 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/server/wire"
 )
 
-// agentConfig configures an agent.
-type agentConfig struct {
-	ID      uint64
-	Addr    string
-	Metasrv []string
-	DataDir string
+// Config configures an Agent.
+type Config struct {
+	ID      uint64   // the datanode's id
+	Addr    string   // the address reported to metasrv
+	Metasrv []string // metasrv RPC addresses (any members)
+	DataDir string   // where the open regions are kept across restarts ("": nowhere)
 	Logger  hclog.Logger
-	Now     func() time.Time
+	Now     func() time.Time // default time.Now
 }
 
-// agent is the datanode's heartbeat loop and region set. It serves a
+// Agent is the datanode's heartbeat loop and region set. It serves a
 // region only while it has it open and holds a valid lease from the
 // metasrv leader.
-type agent struct {
-	cfg    agentConfig
+type Agent struct {
+	cfg    Config
 	log    hclog.Logger
 	client *http.Client
 	start  time.Time
@@ -46,11 +46,13 @@ type agent struct {
 
 const defaultInterval = 3 * time.Second
 
-func newAgent(cfg agentConfig) (*agent, error) {
+// New returns an agent with the region set persisted in cfg.DataDir (if
+// any) open; it serves nothing until a heartbeat grants a lease.
+func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &agent{cfg: cfg, log: cfg.Logger, client: &http.Client{}, start: cfg.Now(),
+	a := &Agent{cfg: cfg, log: cfg.Logger, client: &http.Client{}, start: cfg.Now(),
 		open: map[uint64]bool{}, interval: defaultInterval}
 	if err := a.load(); err != nil {
 		return nil, err
@@ -59,7 +61,7 @@ func newAgent(cfg agentConfig) (*agent, error) {
 }
 
 // Serving returns the regions served now: open and under a valid lease.
-func (a *agent) Serving() []uint64 {
+func (a *Agent) Serving() []uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := []uint64{}
@@ -73,7 +75,7 @@ func (a *agent) Serving() []uint64 {
 	return out
 }
 
-func (a *agent) openRegions() []uint64 {
+func (a *Agent) openRegions() []uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]uint64, 0, len(a.open))
@@ -84,10 +86,10 @@ func (a *agent) openRegions() []uint64 {
 	return out
 }
 
-// run heartbeats until ctx ends. Each round starts one interval after the
+// Run heartbeats until ctx ends. Each round starts one interval after the
 // previous one started, whatever happened, so a frozen or cut-off leader
-// costs at most one interval.
-func (a *agent) run(ctx context.Context) {
+// costs at most one interval. Only one Run may be active at a time.
+func (a *Agent) Run(ctx context.Context) {
 	for {
 		sent := a.cfg.Now()
 		a.mu.Lock()
@@ -120,34 +122,11 @@ func (a *agent) run(ctx context.Context) {
 	}
 }
 
-type heartbeatRequest struct {
-	ID          uint64   `json:"id"`
-	Addr        string   `json:"addr"`
-	StartTimeMs int64    `json:"start_time_ms"`
-	Seq         uint64   `json:"seq"`
-	Regions     []uint64 `json:"regions"`
-}
-
-type heartbeatResponse struct {
-	LeaderID            string   `json:"leader_id"`
-	HeartbeatIntervalMs int64    `json:"heartbeat_interval_ms"`
-	LeaseMs             int64    `json:"lease_ms"`
-	Regions             []uint64 `json:"regions"`
-	Open                []uint64 `json:"open"`
-	Close               []uint64 `json:"close"`
-}
-
-type notLeaderBody struct {
-	Code          string `json:"code"`
-	Error         string `json:"error"`
-	LeaderRPCAddr string `json:"leader_rpc_addr"`
-}
-
 // heartbeat sends one heartbeat: to the known leader first, then to every
 // configured metasrv; a "not leader" answer with a hint is followed at once.
-func (a *agent) heartbeat(ctx context.Context, sent time.Time, interval time.Duration) error {
+func (a *Agent) heartbeat(ctx context.Context, sent time.Time, interval time.Duration) error {
 	a.seq++ // only the run loop sends heartbeats
-	body, _ := json.Marshal(heartbeatRequest{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Seq: a.seq, Regions: a.openRegions()})
+	hb := wire.Heartbeat{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Seq: a.seq, Regions: a.openRegions()}
 	perTry := max(interval/3, 100*time.Millisecond)
 	a.mu.Lock()
 	targets := []string{}
@@ -164,7 +143,7 @@ func (a *agent) heartbeat(ctx context.Context, sent time.Time, interval time.Dur
 			continue
 		}
 		tried[addr] = true
-		resp, hint, err := a.send(ctx, addr, body, perTry)
+		resp, hint, err := a.send(ctx, addr, hb, perTry)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			if hint != "" && !tried[hint] {
@@ -182,36 +161,17 @@ func (a *agent) heartbeat(ctx context.Context, sent time.Time, interval time.Dur
 	return errors.Join(errs...)
 }
 
-func (a *agent) send(ctx context.Context, addr string, body []byte, timeout time.Duration) (heartbeatResponse, string, error) {
-	var hr heartbeatResponse
+// send is Send to addr, bounded by timeout too.
+func (a *Agent) send(ctx context.Context, addr string, hb wire.Heartbeat, timeout time.Duration) (wire.HeartbeatResponse, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/heartbeat", bytes.NewReader(body))
-	if err != nil {
-		return hr, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return hr, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return hr, "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var nl notLeaderBody
-		_ = json.Unmarshal(b, &nl)
-		return hr, nl.LeaderRPCAddr, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return hr, "", json.Unmarshal(b, &hr)
+	return Send(ctx, a.client, addr, hb)
 }
 
 // apply obeys a heartbeat answer: close what it no longer owns, open what
 // it is told to, and renew the lease from the moment the heartbeat was
 // sent (never later than the leader's own view of the grant).
-func (a *agent) apply(hr heartbeatResponse, sent time.Time, from string) {
+func (a *Agent) apply(hr wire.HeartbeatResponse, sent time.Time, from string) {
 	a.mu.Lock()
 	owned := map[uint64]bool{}
 	for _, id := range hr.Regions {
@@ -251,9 +211,9 @@ func (a *agent) apply(hr heartbeatResponse, sent time.Time, from string) {
 // Persistence: the open region set survives restarts (it is still served
 // only under a fresh lease).
 
-func (a *agent) stateFile() string { return filepath.Join(a.cfg.DataDir, "regions.json") }
+func (a *Agent) stateFile() string { return filepath.Join(a.cfg.DataDir, "regions.json") }
 
-func (a *agent) load() error {
+func (a *Agent) load() error {
 	if a.cfg.DataDir == "" {
 		return nil
 	}
@@ -277,7 +237,7 @@ func (a *agent) load() error {
 	return nil
 }
 
-func (a *agent) save() error {
+func (a *Agent) save() error {
 	if a.cfg.DataDir == "" {
 		return nil
 	}
