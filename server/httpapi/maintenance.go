@@ -26,8 +26,9 @@ func toVerbose(m fsm.Maintenance) wire.Maintenance {
 		u := t.UTC()
 		return &u
 	}
-	return wire.Maintenance{Enabled: m.Enabled, Epoch: m.Epoch, Reason: m.Reason, By: m.By,
-		Since: utc(m.Since), ExpiresAt: utc(m.ExpiresAt)}
+	v := wire.Maintenance(m)
+	v.Since, v.ExpiresAt = utc(m.Since), utc(m.ExpiresAt)
+	return v
 }
 
 // maintenanceGetAccess: GET /admin/maintenance?enable=... is the legacy
