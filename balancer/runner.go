@@ -26,6 +26,9 @@ type Cluster interface {
 	// RegionsOf is the routes of the regions datanode id owns, in any
 	// order (the FSM's owner index: O(regions of that datanode)).
 	RegionsOf(id uint64) []fsm.Region
+	// RegionsByOwner is every route grouped by owner, read in one step so
+	// a balancing round plans from one consistent view of ownership.
+	RegionsByOwner() map[uint64][]fsm.Region
 	// Status is the detector's status of a datanode: alive, suspect,
 	// failed or unknown.
 	Status(id uint64) string
@@ -151,8 +154,9 @@ func (r *Runner) snapshot() (nodes []Node, skip func(uint64) bool, paused string
 	if m := r.cluster.Maintenance(); m.Enabled {
 		paused = "maintenance"
 	}
+	byOwner := r.cluster.RegionsByOwner()
 	for _, d := range dns {
-		regs := r.cluster.RegionsOf(d.ID)
+		regs := byOwner[d.ID]
 		ids := make([]uint64, 0, len(regs))
 		for _, reg := range regs {
 			ids = append(ids, reg.ID)

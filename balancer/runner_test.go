@@ -124,6 +124,8 @@ func (c *fakeCluster) RegionCounts() map[uint64]int { return c.fsm.RegionCounts(
 
 func (c *fakeCluster) RegionsOf(id uint64) []fsm.Region { return c.fsm.RegionsOf(id) }
 
+func (c *fakeCluster) RegionsByOwner() map[uint64][]fsm.Region { return c.fsm.RegionsByOwner() }
+
 func (c *fakeCluster) Status(id uint64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -649,6 +651,13 @@ func (c *routeCounter) RegionsOf(id uint64) []fsm.Region {
 	c.ofIDs = append(c.ofIDs, id)
 	c.mu.Unlock()
 	return c.fakeCluster.RegionsOf(id)
+}
+
+func (c *routeCounter) RegionsByOwner() map[uint64][]fsm.Region {
+	c.mu.Lock()
+	c.of++
+	c.mu.Unlock()
+	return c.fakeCluster.RegionsByOwner()
 }
 
 // TestRunnerIdleReadsNoRoutes: with nothing draining, a drain round reads

@@ -76,3 +76,19 @@ func (f *FSM) RegionCounts() map[uint64]int {
 }
 
 func (f *FSM) regionCountLocked(dn uint64) int { return len(f.owners[dn]) }
+
+// RegionsByOwner returns every region grouped by owning datanode, read in
+// one step (one consistent view of who owns what), in no particular order.
+func (f *FSM) RegionsByOwner() map[uint64][]Region {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make(map[uint64][]Region, len(f.owners))
+	for dn, ids := range f.owners {
+		regs := make([]Region, 0, len(ids))
+		for _, id := range ids {
+			regs = append(regs, *f.st.Regions[id])
+		}
+		out[dn] = regs
+	}
+	return out
+}

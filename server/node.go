@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -24,6 +26,9 @@ type Node struct {
 	raft *raftnode.Node
 	lead *leader.Leader
 	api  *httpapi.Server
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New opens the node's stores, starts raft and binds the HTTP listener.
@@ -77,7 +82,7 @@ func New(cfg Config) (*Node, error) {
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn)
 	api := httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, AdvertiseRPCAddr: cfg.AdvertiseRPCAddr, Version: cfg.Version,
+		NodeID: cfg.NodeID, Version: cfg.Version,
 		AdminToken: cfg.AdminToken, LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn, lead)
@@ -113,18 +118,23 @@ func (n *Node) Serve() error {
 // Addr returns the bound HTTP address.
 func (n *Node) Addr() string { return n.api.Addr() }
 
-// FSM exposes the replicated state to tests.
+// FSM exposes the replicated state to leader workers and tests.
 func (n *Node) FSM() *fsm.FSM { return n.raft.FSM() }
+
+// Raft exposes the raft instance to leader workers.
+func (n *Node) Raft() *raft.Raft { return n.raft.Raft() }
 
 // Close shuts the node down gracefully: a leader hands leadership over
 // first so the cluster does not wait an election timeout, then HTTP stops,
 // then raft and its stores close.
 func (n *Node) Close(ctx context.Context) error {
-	n.raft.StepDownForShutdown(ctx)
-	n.api.Shutdown(ctx)
-	err := n.raft.Close(ctx)
-	if err == nil {
-		n.cfg.Logger.Info("stopped")
-	}
-	return err
+	n.closeOnce.Do(func() {
+		n.raft.StepDownForShutdown(ctx)
+		n.api.Shutdown(ctx)
+		n.closeErr = n.raft.Close(ctx)
+		if n.closeErr == nil {
+			n.cfg.Logger.Info("stopped")
+		}
+	})
+	return n.closeErr
 }

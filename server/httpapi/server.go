@@ -19,14 +19,13 @@ import (
 
 // Config configures the API. The caller fills defaults.
 type Config struct {
-	NodeID           string
-	AdvertiseRPCAddr string
-	Version          string
-	AdminToken       string
-	LeaderWait       time.Duration // how long a request waits for a leader
-	ApplyTimeout     time.Duration
-	Now              func() time.Time
-	Logger           hclog.Logger
+	NodeID       string
+	Version      string
+	AdminToken   string
+	LeaderWait   time.Duration // how long a request waits for a leader
+	ApplyTimeout time.Duration
+	Now          func() time.Time
+	Logger       hclog.Logger
 	// Registry receives the HTTP metrics; GET /metrics serves all of it.
 	Registry *prometheus.Registry
 }

@@ -146,6 +146,9 @@ func (c cluster) Regions() []fsm.Region        { return c.l.fsm.Regions() }
 // instead of copying every route each tick.
 func (c cluster) RegionCounts() map[uint64]int     { return c.l.fsm.RegionCounts() }
 func (c cluster) RegionsOf(id uint64) []fsm.Region { return c.l.fsm.RegionsOf(id) }
+func (c cluster) RegionsByOwner() map[uint64][]fsm.Region {
+	return c.l.fsm.RegionsByOwner()
+}
 func (c cluster) Propose(ctx context.Context, cmd fsm.MoveRegions) (fsm.Result, error) {
 	return c.l.node.Propose(ctx, fsm.CmdMoveRegions, cmd)
 }
