@@ -150,7 +150,12 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	opened.Store(true)
-	return n.bootstrap(hasState)
+	if err := n.bootstrap(hasState); err != nil {
+		// Raft is running already: stop it before its stores close.
+		_ = n.raft.Shutdown().Error()
+		return err
+	}
+	return nil
 }
 
 // Start runs the leadership-term loop (hook is called at each new term),
