@@ -64,6 +64,21 @@ type fakeDN struct {
 	beats      int // successful heartbeats
 }
 
+// servedTable starts a one-node cluster with three fake datanodes and a
+// six-region table whose regions are all served.
+func servedTable(t *testing.T, table string) (*tcluster, *tnode, *dnWorld) {
+	c := startCluster(t, 1, dnTimings())
+	l := c.leader()
+	w := newDNWorld(t, c)
+	for id := uint64(1); id <= 3; id++ {
+		w.add(id, nil)
+	}
+	c.regWaitAlive(l, 1, 2, 3)
+	c.regCreateTable(l, table, 6)
+	c.regWaitServed(l, w)
+	return c, l, w
+}
+
 func newDNWorld(t *testing.T, c *tcluster) *dnWorld {
 	w := &dnWorld{t: t, c: c, stop: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Second}}
 	t.Cleanup(func() {
@@ -576,15 +591,7 @@ func TestRegionsAPIAndMigrate(t *testing.T) {
 }
 
 func TestDatanodeAdminStates(t *testing.T) {
-	c := startCluster(t, 1, dnTimings())
-	l := c.leader()
-	w := newDNWorld(t, c)
-	for id := uint64(1); id <= 3; id++ {
-		w.add(id, nil)
-	}
-	c.regWaitAlive(l, 1, 2, 3)
-	c.regCreateTable(l, "a", 6)
-	c.regWaitServed(l, w)
+	c, l, w := servedTable(t, "a")
 
 	type stateAnswer struct {
 		ID         uint64 `json:"id"`
@@ -642,15 +649,7 @@ func TestDatanodeAdminStates(t *testing.T) {
 }
 
 func TestFailoverDeferredByMaintenance(t *testing.T) {
-	c := startCluster(t, 1, dnTimings())
-	l := c.leader()
-	w := newDNWorld(t, c)
-	for id := uint64(1); id <= 3; id++ {
-		w.add(id, nil)
-	}
-	c.regWaitAlive(l, 1, 2, 3)
-	c.regCreateTable(l, "f", 6)
-	c.regWaitServed(l, w)
+	c, l, w := servedTable(t, "f")
 	c.regMaintenance(l, true)
 
 	w.fakes[0].pause(true) // datanode 1 stops heartbeating
