@@ -3,13 +3,15 @@ GO      ?= go
 BIN     ?= bin
 DATA    ?= data/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH  ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.branch=$(BRANCH)
 
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 COMPOSE_FILE := deploy/compose/docker-compose.yml
 COMPOSE_PROJECT ?= metasrv
 
-.PHONY: all build build-linux image image-if-docker up down chaos run test test-short lint bench bench-compare clean clean-data
+.PHONY: all build build-linux image image-if-docker up down chaos run restart stop start test test-short lint bench bench-compare clean clean-data
 
 all: build
 
@@ -50,6 +52,11 @@ image-if-docker:
 ## run: a local 3-node cluster on loopback in the foreground (Ctrl-C stops it)
 run: build
 	deploy/local/run.sh $(BIN) $(DATA)
+
+## restart / stop / start: one node of the running `make run` cluster (NODE=n1..n3 or dn1..dn3), with the
+## flags and data dir it runs with; from another terminal. `make stop NODE=dn1` is a datanode failure to watch.
+restart stop start:
+	@deploy/local/run.sh $@ "$(NODE)" $(DATA)
 
 ## test: the whole test suite (unit tests with the race detector, end-to-end tests with real processes)
 test:

@@ -33,20 +33,37 @@ type Config struct {
 	MaxPerNode int // moves out of, and into, one datanode per round
 }
 
+// MaxSkippedListed bounds Plan.Skipped (SkippedTotal counts them all), so
+// the answer stays small however many regions are skipped.
+const MaxSkippedListed = 100
+
+// Skipped is a region the planner may not move now, and why.
+type Skipped struct {
+	Region   uint64 `json:"region"`
+	Datanode uint64 `json:"datanode"`
+	Reason   string `json:"reason"`
+}
+
 // Plan is the outcome of one planning round.
 type Plan struct {
 	Moves        []fsm.Move `json:"moves"`
 	SpreadBefore int        `json:"spread_before"`
 	SpreadAfter  int        `json:"spread_after"`
 	Reason       string     `json:"reason"`
+	// Skipped lists the regions of schedulable datanodes that may not move
+	// now and why, by datanode id then region id, at most MaxSkippedListed
+	// of them; SkippedTotal counts them all.
+	Skipped      []Skipped `json:"skipped"`
+	SkippedTotal int       `json:"skipped_total"`
 }
 
 // Compute plans moves from the most- to the least-loaded schedulable
-// datanode while the spread exceeds the tolerance. Regions for which skip
-// returns true (in flight, or moved within the cooldown) stay put. The
-// result depends only on the input: ties go to the lower id, and regions
+// datanode while the spread exceeds the tolerance. A region for which skip
+// returns a reason (in flight, or moved within the cooldown; "" when it
+// may move) stays put and is listed in Skipped. The result depends only on
+// the input, which is not modified: ties go to the lower id, and regions
 // move lowest id first.
-func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
+func Compute(nodes []Node, skip func(region uint64) string, cfg Config) Plan {
 	type load struct {
 		id       uint64
 		regions  []uint64 // movable candidates, ascending
@@ -56,19 +73,31 @@ func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
 	}
 	var ls []*load
 	for _, n := range nodes {
-		if !n.Schedulable {
-			continue
+		if n.Schedulable {
+			ls = append(ls, &load{id: n.ID, count: len(n.Regions), regions: n.Regions})
 		}
-		l := &load{id: n.ID, count: len(n.Regions)}
-		for _, r := range n.Regions {
-			if skip == nil || !skip(r) {
-				l.regions = append(l.regions, r)
-			}
-		}
-		sort.Slice(l.regions, func(i, j int) bool { return l.regions[i] < l.regions[j] })
-		ls = append(ls, l)
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].id < ls[j].id })
+	skipped, skippedTotal := []Skipped{}, 0
+	for _, l := range ls {
+		regs := slices.Clone(l.regions)
+		slices.Sort(regs)
+		movable := regs[:0]
+		for _, r := range regs {
+			why := ""
+			if skip != nil {
+				why = skip(r)
+			}
+			if why == "" {
+				movable = append(movable, r)
+				continue
+			}
+			if skippedTotal++; len(skipped) < MaxSkippedListed {
+				skipped = append(skipped, Skipped{Region: r, Datanode: l.id, Reason: why})
+			}
+		}
+		l.regions = movable
+	}
 	spread := func() int {
 		if len(ls) == 0 {
 			return 0
@@ -79,7 +108,7 @@ func Compute(nodes []Node, skip func(region uint64) bool, cfg Config) Plan {
 		}
 		return hi - lo
 	}
-	p := Plan{SpreadBefore: spread()}
+	p := Plan{SpreadBefore: spread(), Skipped: skipped, SkippedTotal: skippedTotal}
 	if len(ls) < 2 {
 		p.SpreadAfter, p.Reason = p.SpreadBefore, "fewer than two schedulable datanodes"
 		return p

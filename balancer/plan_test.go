@@ -1,9 +1,11 @@
 package balancer_test
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 
@@ -31,12 +33,18 @@ func span(from, to uint64) []uint64 {
 	return out
 }
 
-func skipSet(ids ...uint64) func(uint64) bool {
-	s := map[uint64]bool{}
+// skipSet skips ids, each for the reason "in flight".
+func skipSet(ids ...uint64) func(uint64) string {
+	s := map[uint64]string{}
 	for _, id := range ids {
-		s[id] = true
+		s[id] = "in flight"
 	}
-	return func(r uint64) bool { return s[r] }
+	return func(r uint64) string { return s[r] }
+}
+
+// skipWhy skips each region of the map for its reason.
+func skipWhy(reasons map[uint64]string) func(uint64) string {
+	return func(r uint64) string { return reasons[r] }
 }
 
 func mv(region, from, to uint64) fsm.Move { return fsm.Move{Region: region, From: from, To: to} }
@@ -54,12 +62,16 @@ func TestCompute(t *testing.T) {
 	cases := []struct {
 		name   string
 		nodes  []balancer.Node
-		skip   func(uint64) bool
+		skip   func(uint64) string
 		cfg    balancer.Config
 		want   []fsm.Move
 		before int
 		after  int
 		reason string // "" means "spread <before> exceeds tolerance <tol>"
+		// skipped is the expected Skipped list (checked when not nil);
+		// skippedTotal the expected SkippedTotal (checked with it).
+		skipped      []balancer.Skipped
+		skippedTotal int
 	}{
 		{
 			name:   "already balanced: equal counts",
@@ -205,6 +217,36 @@ func TestCompute(t *testing.T) {
 			before: 4, after: 4, reason: reasonStuck,
 		},
 		{
+			name:  "skipped regions are listed with their reasons, by datanode then region; unschedulable ones are not",
+			nodes: []balancer.Node{node(2, 6, 5), unschedulable(3, 9), node(1, 4, 3, 1, 2)},
+			skip: skipWhy(map[uint64]string{1: "cooling until 2026-01-02T03:09:05Z", 5: "not reported yet",
+				9: "not reported yet"}),
+			cfg:    defaultCfg,
+			want:   []fsm.Move{mv(2, 1, 2)},
+			before: 2, after: 0,
+			skipped: []balancer.Skipped{{Region: 1, Datanode: 1, Reason: "cooling until 2026-01-02T03:09:05Z"},
+				{Region: 5, Datanode: 2, Reason: "not reported yet"}},
+			skippedTotal: 2,
+		},
+		{
+			name:   "nothing skipped: an empty list, not nil",
+			nodes:  []balancer.Node{node(1, 1, 2), node(2)},
+			cfg:    defaultCfg,
+			want:   []fsm.Move{mv(1, 1, 2)},
+			before: 2, after: 0,
+			skipped:      []balancer.Skipped{},
+			skippedTotal: 0,
+		},
+		{
+			name:   "the skipped list is bounded; the total counts them all",
+			nodes:  []balancer.Node{node(2), node(1, span(1, 250)...)},
+			skip:   skipSet(span(1, 250)...),
+			cfg:    defaultCfg,
+			before: 250, after: 250, reason: reasonStuck,
+			skipped:      inFlightOn(1, span(1, balancer.MaxSkippedListed)),
+			skippedTotal: 250,
+		},
+		{
 			name:   "fewer than two schedulable: none",
 			nodes:  nil,
 			cfg:    defaultCfg,
@@ -246,9 +288,21 @@ func TestCompute(t *testing.T) {
 			if p.Reason != want {
 				t.Errorf("reason = %q, want %q", p.Reason, want)
 			}
+			if tc.skipped != nil && (!reflect.DeepEqual(p.Skipped, tc.skipped) || p.SkippedTotal != tc.skippedTotal) {
+				t.Errorf("skipped (total %d):\n got %v\nwant %v (total %d)", p.SkippedTotal, p.Skipped, tc.skipped, tc.skippedTotal)
+			}
 			checkPlan(t, tc.nodes, tc.skip, tc.cfg, p)
 		})
 	}
+}
+
+// inFlightOn is the Skipped list of regions on datanode dn, all in flight.
+func inFlightOn(dn uint64, regions []uint64) []balancer.Skipped {
+	out := []balancer.Skipped{}
+	for _, r := range regions {
+		out = append(out, balancer.Skipped{Region: r, Datanode: dn, Reason: "in flight"})
+	}
+	return out
 }
 
 func movesEqual(got, want []fsm.Move) bool {
@@ -262,7 +316,7 @@ func movesEqual(got, want []fsm.Move) bool {
 // region's owner, only between distinct schedulable datanodes, never touch a
 // skipped region or one region twice, respect the caps, and the reported
 // spreads match the counts before and after applying the moves.
-func checkPlan(t *testing.T, nodes []balancer.Node, skip func(uint64) bool, cfg balancer.Config, p balancer.Plan) {
+func checkPlan(t *testing.T, nodes []balancer.Node, skip func(uint64) string, cfg balancer.Config, p balancer.Plan) {
 	t.Helper()
 	owner := map[uint64]uint64{}
 	sched := map[uint64]bool{}
@@ -308,7 +362,7 @@ func checkPlan(t *testing.T, nodes []balancer.Node, skip func(uint64) bool, cfg 
 		if !sched[m.From] || !sched[m.To] {
 			t.Errorf("move %v involves an unschedulable datanode", m)
 		}
-		if skip != nil && skip(m.Region) {
+		if skip != nil && skip(m.Region) != "" {
 			t.Errorf("move %v: region is skipped (in flight or cooling down)", m)
 		}
 		out[m.From]++
@@ -325,6 +379,27 @@ func checkPlan(t *testing.T, nodes []balancer.Node, skip func(uint64) bool, cfg 
 		if c > cfg.MaxPerNode {
 			t.Errorf("%d moves into datanode %d, MaxPerNode %d", c, id, cfg.MaxPerNode)
 		}
+	}
+	// Skipped: every skipped region of a schedulable datanode, by datanode
+	// then region id, the first MaxSkippedListed of them.
+	want, total := []balancer.Skipped{}, 0
+	sorted := slices.Clone(nodes)
+	slices.SortFunc(sorted, func(a, b balancer.Node) int { return cmp.Compare(a.ID, b.ID) })
+	for _, n := range sorted {
+		regs := slices.Clone(n.Regions)
+		slices.Sort(regs)
+		for _, r := range regs {
+			if why := ""; skip != nil && n.Schedulable {
+				if why = skip(r); why != "" {
+					if total++; len(want) < balancer.MaxSkippedListed {
+						want = append(want, balancer.Skipped{Region: r, Datanode: n.ID, Reason: why})
+					}
+				}
+			}
+		}
+	}
+	if p.SkippedTotal != total || !reflect.DeepEqual(p.Skipped, want) {
+		t.Errorf("skipped (total %d) %v, want (total %d) %v", p.SkippedTotal, p.Skipped, total, want)
 	}
 	if len(count) >= 2 {
 		if p.SpreadAfter != spread() {
@@ -470,7 +545,12 @@ func BenchmarkCompute(b *testing.B) {
 	for range 1000 {
 		inFlight[uint64(1+rng.IntN(regions))] = true
 	}
-	skip := func(r uint64) bool { return inFlight[r] }
+	skip := func(r uint64) string {
+		if inFlight[r] {
+			return "not reported yet"
+		}
+		return ""
+	}
 	for _, bc := range []struct {
 		name string
 		cfg  balancer.Config

@@ -19,6 +19,8 @@ const statusAlive = "alive"
 // Cluster is what the runner needs from the leader.
 type Cluster interface {
 	Maintenance() fsm.Maintenance
+	// Procedures is the procedure pause: it stops balancing and drain.
+	Procedures() fsm.Procedures
 	Datanodes() []fsm.Datanode
 	// RegionCounts is how many regions each datanode owns (one owning
 	// none may be absent): the FSM's owner index, no route copied.
@@ -41,7 +43,9 @@ type Cluster interface {
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
 	Interval time.Duration // 0 disables automatic balancing (drain still runs)
-	Cooldown time.Duration // no second move of a region within it
+	// Cooldown: no move of a region within it of its last move (a region
+	// never moved since its table was created may move at once).
+	Cooldown time.Duration
 	Plan     Config
 	// DrainInterval is how often draining datanodes give up regions
 	// (at most Plan.MaxMoves per round).
@@ -73,6 +77,10 @@ type Status struct {
 	MovesDone     uint64     `json:"moves_done"`
 	MovesRejected uint64     `json:"moves_rejected"`
 	Spread        int        `json:"spread"`
+	// Skipped and SkippedTotal are the last round's regions that could not
+	// move and why (see Plan.Skipped; bounded likewise).
+	Skipped      []Skipped `json:"skipped"`
+	SkippedTotal int       `json:"skipped_total"`
 	// Draining lists the datanodes being drained and the regions each
 	// still holds (drain progress).
 	Draining []DrainProgress `json:"draining"`
@@ -82,6 +90,9 @@ type Status struct {
 type DrainProgress struct {
 	ID          uint64 `json:"id"`
 	RegionsLeft int    `json:"regions_left"`
+	// Paused: no region moves off it now (procedures paused).
+	Paused       bool   `json:"paused"`
+	PausedReason string `json:"paused_reason,omitempty"`
 }
 
 // Runner is the leader-only balancer and drain loop.
@@ -108,6 +119,7 @@ func NewRunner(cfg RunnerConfig, cluster Cluster) *Runner {
 	r := &Runner{cfg: cfg, cluster: cluster, log: cfg.Logger}
 	r.st.Enabled = cfg.Interval > 0
 	r.st.Interval = cfg.Interval.String()
+	r.st.Skipped = []Skipped{}
 	return r
 }
 
@@ -143,24 +155,28 @@ func (r *Runner) report(rep Report) {
 
 // snapshot gathers what the planner needs and says why balancing must
 // pause now ("" when it may run).
-func (r *Runner) snapshot() (nodes []Node, skip func(uint64) bool, paused string) {
+func (r *Runner) snapshot() (nodes []Node, skip func(uint64) string, paused string) {
 	dns := r.cluster.Datanodes()
-	// Per region: its owner and the end of its cooldown.
+	// Per region: its owner and the end of its cooldown (zero if it never
+	// moved: creating a table stamps MovedAt too, but only a move, which
+	// bumps Version past 1, starts a cooldown).
 	type route struct {
 		owner     uint64
 		coolUntil time.Time
 	}
 	routes := map[uint64]route{}
-	if m := r.cluster.Maintenance(); m.Enabled {
-		paused = "maintenance"
-	}
+	paused = r.statePaused()
 	byOwner := r.cluster.RegionsByOwner()
 	for _, d := range dns {
 		regs := byOwner[d.ID]
 		ids := make([]uint64, 0, len(regs))
 		for _, reg := range regs {
 			ids = append(ids, reg.ID)
-			routes[reg.ID] = route{owner: d.ID, coolUntil: reg.MovedAt.Add(r.cfg.Cooldown)}
+			rt := route{owner: d.ID}
+			if reg.Version > 1 {
+				rt.coolUntil = reg.MovedAt.Add(r.cfg.Cooldown)
+			}
+			routes[reg.ID] = rt
 		}
 		st := r.cluster.Status(d.ID)
 		if paused == "" {
@@ -169,9 +185,18 @@ func (r *Runner) snapshot() (nodes []Node, skip func(uint64) bool, paused string
 		nodes = append(nodes, Node{ID: d.ID, Regions: ids, Schedulable: fsm.Schedulable(d, st == statusAlive)})
 	}
 	now := r.cfg.Now()
-	skip = func(region uint64) bool {
+	// The detector knows only whether the owner has reported serving a
+	// region, not whether it was told to open it: an unreported region,
+	// new or just moved, is "not reported yet".
+	skip = func(region uint64) string {
 		rt := routes[region]
-		return now.Before(rt.coolUntil) || !r.cluster.Reported(rt.owner, region)
+		switch {
+		case now.Before(rt.coolUntil):
+			return "cooling until " + rt.coolUntil.UTC().Format(time.RFC3339Nano)
+		case !r.cluster.Reported(rt.owner, region):
+			return "not reported yet"
+		}
+		return ""
 	}
 	return nodes, skip, paused
 }
@@ -179,8 +204,8 @@ func (r *Runner) snapshot() (nodes []Node, skip func(uint64) bool, paused string
 // pausedReason is why balancing must pause now ("" when it may run), from
 // the datanodes and their region counts alone.
 func (r *Runner) pausedReason(dns []fsm.Datanode, counts map[uint64]int) string {
-	if m := r.cluster.Maintenance(); m.Enabled {
-		return "maintenance"
+	if why := r.statePaused(); why != "" {
+		return why
 	}
 	for _, d := range dns {
 		if why := notAlive(d.ID, r.cluster.Status(d.ID), counts[d.ID]); why != "" {
@@ -219,6 +244,7 @@ func (r *Runner) Round(ctx context.Context) Report {
 	r.st.Runs++
 	r.st.LastRun = &now
 	r.st.Paused, r.st.PausedReason, r.st.Spread = paused != "", paused, plan.SpreadBefore
+	r.st.Skipped, r.st.SkippedTotal = plan.Skipped, plan.SkippedTotal
 	r.mu.Unlock()
 	if paused != "" || len(plan.Moves) == 0 {
 		return rep
@@ -241,7 +267,8 @@ func (r *Runner) Round(ctx context.Context) Report {
 
 // DrainRound moves up to Plan.MaxMoves regions off draining datanodes onto
 // schedulable ones, fewest regions first (see PlanDrain). Drain is
-// operator-initiated, so it runs during maintenance too. ok is false when
+// operator-initiated, so it runs during maintenance too, but not while
+// procedures are paused (rep.Paused says so). ok is false when
 // nothing is draining; finding that out reads the datanodes only, never
 // the routes.
 func (r *Runner) DrainRound(ctx context.Context) (Report, bool) {
@@ -251,6 +278,14 @@ func (r *Runner) DrainRound(ctx context.Context) (Report, bool) {
 		return rep, false
 	}
 	counts := r.cluster.RegionCounts()
+	if rep.Paused = r.drainPaused(); rep.Paused != "" {
+		for _, d := range dns {
+			if draining(d) {
+				rep.DrainLeft += counts[d.ID]
+			}
+		}
+		return rep, true
+	}
 	var from []Node
 	var targets []Load
 	for _, d := range dns {
@@ -291,9 +326,11 @@ func (r *Runner) Status() Status {
 	counts := r.cluster.RegionCounts()
 	paused := r.pausedReason(dns, counts)
 	progress := []DrainProgress{}
+	drainPaused := r.drainPaused()
 	for _, d := range dns {
 		if draining(d) {
-			progress = append(progress, DrainProgress{ID: d.ID, RegionsLeft: counts[d.ID]})
+			progress = append(progress, DrainProgress{ID: d.ID, RegionsLeft: counts[d.ID],
+				Paused: drainPaused != "", PausedReason: drainPaused})
 		}
 	}
 	r.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,7 @@ func (c *fakeCluster) counts(n int) []int {
 }
 
 func (c *fakeCluster) Maintenance() fsm.Maintenance { return c.fsm.Maintenance() }
+func (c *fakeCluster) Procedures() fsm.Procedures   { return c.fsm.Procedures() }
 func (c *fakeCluster) Datanodes() []fsm.Datanode    { return c.fsm.Datanodes() }
 func (c *fakeCluster) RegionCounts() map[uint64]int { return c.fsm.RegionCounts() }
 
@@ -358,22 +360,31 @@ func TestRunnerProposeError(t *testing.T) {
 func TestRunnerSkipsInFlightAndCoolingDown(t *testing.T) {
 	c := newFakeCluster(t)
 	c.datanodes(2)
-	ids := c.table("t", 1, 1, 1, 1, 1, 1) // moved_at t0
+	ids := c.table("t", 1, 1, 1, 1, 1, 1) // moved_at t0, version 1
 	k := &clock{now: t0.Add(time.Minute)}
 	r := newRunner(c, k, func(cfg *balancer.RunnerConfig) { cfg.Cooldown = 5 * time.Minute })
 
-	// Every region was placed a minute ago: within the cooldown.
-	if plan, _ := r.PlanNow(); len(plan.Moves) != 0 {
-		t.Fatalf("regions within the cooldown planned: %v", plan.Moves)
-	}
-	k.Add(5 * time.Minute)
-	c.setUnreported(ids[0], ids[1]) // not yet served by their owner
+	// Every region was placed a minute ago but never moved: creation starts
+	// no cooldown, only the in-flight ones (not yet served by their owner)
+	// stay put.
+	c.setUnreported(ids[0], ids[1])
 	plan, _ := r.PlanNow()
 	if want := []fsm.Move{mv(ids[2], 1, 2), mv(ids[3], 1, 2), mv(ids[4], 1, 2)}; !reflect.DeepEqual(plan.Moves, want) {
-		t.Fatalf("plan %v, want %v (in-flight regions skipped)", plan.Moves, want)
+		t.Fatalf("plan %v, want %v (never-moved regions move at once, in-flight ones skipped)", plan.Moves, want)
+	}
+	wantSkipped := []balancer.Skipped{{Region: ids[0], Datanode: 1, Reason: "not reported yet"},
+		{Region: ids[1], Datanode: 1, Reason: "not reported yet"}}
+	if !reflect.DeepEqual(plan.Skipped, wantSkipped) || plan.SkippedTotal != 2 {
+		t.Fatalf("skipped %v (total %d), want %v", plan.Skipped, plan.SkippedTotal, wantSkipped)
+	}
+	if st := r.Status(); len(st.Skipped) != 0 || st.SkippedTotal != 0 {
+		t.Errorf("status before any round lists skipped %v (total %d)", st.Skipped, st.SkippedTotal)
 	}
 	if rep := r.Round(context.Background()); rep.Committed != 3 {
 		t.Fatalf("round %+v", rep)
+	}
+	if st := r.Status(); !reflect.DeepEqual(st.Skipped, wantSkipped) || st.SkippedTotal != 2 {
+		t.Errorf("status skipped %v (total %d), want the round's %v", st.Skipped, st.SkippedTotal, wantSkipped)
 	}
 	// The regions just moved are cooling down (and unreported by their new
 	// owner); the rest are in flight: nothing else can move.
@@ -393,10 +404,69 @@ func TestRunnerSkipsInFlightAndCoolingDown(t *testing.T) {
 	if len(plan.Moves) == 0 {
 		t.Errorf("nothing planned onto the new datanode: %+v", plan)
 	}
+	// Moved at t0+1m: cooling for five minutes after the move.
+	cooling := "cooling until " + t0.Add(6*time.Minute).Format(time.RFC3339Nano)
+	wantSkipped = []balancer.Skipped{{Region: ids[2], Datanode: 2, Reason: cooling},
+		{Region: ids[3], Datanode: 2, Reason: cooling}, {Region: ids[4], Datanode: 2, Reason: cooling}}
+	if !reflect.DeepEqual(plan.Skipped, wantSkipped) || plan.SkippedTotal != 3 {
+		t.Errorf("skipped %v (total %d), want %v", plan.Skipped, plan.SkippedTotal, wantSkipped)
+	}
 	k.Add(5 * time.Minute)
 	plan, _ = r.PlanNow()
 	if len(plan.Moves) == 0 {
 		t.Errorf("after the cooldown nothing planned: %+v", plan)
+	}
+}
+
+// TestRunnerCooldownCountsMoves: the cooldown runs from a region's last
+// move; creating its table (which stamps MovedAt too) starts none.
+func TestRunnerCooldownCountsMoves(t *testing.T) {
+	const cooldown = 5 * time.Minute
+	for _, tc := range []struct {
+		name       string
+		movedAt    time.Duration // after t0; < 0: never moved
+		now        time.Duration // after t0
+		unreported bool
+		why        string // "" means the region moves now
+	}{
+		{name: "never moved, just created", movedAt: -1, now: time.Second},
+		{name: "never moved, long ago", movedAt: -1, now: time.Hour},
+		{name: "moved, within the cooldown", movedAt: time.Minute, now: 2 * time.Minute,
+			why: "cooling until " + t0.Add(time.Minute+cooldown).Format(time.RFC3339Nano)},
+		{name: "moved, cooldown just over", movedAt: time.Minute, now: time.Minute + cooldown},
+		{name: "never moved, not reported yet", movedAt: -1, now: time.Second, unreported: true, why: "not reported yet"},
+		{name: "moved, cooldown over, not reported yet", movedAt: time.Minute, now: time.Hour, unreported: true,
+			why: "not reported yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newFakeCluster(t)
+			c.datanodes(3)
+			ids := c.table("t", 1, 1, 1, 1) // moved_at t0, version 1
+			if tc.movedAt >= 0 {            // there and back: version 3, moved_at t0+movedAt
+				at := t0.Add(tc.movedAt)
+				for _, m := range []fsm.Move{mv(ids[0], 1, 3), mv(ids[0], 3, 1)} {
+					c.mustApply(fsm.CmdMoveRegions, fsm.MoveRegions{Cause: fsm.CauseManual, Moves: []fsm.Move{m}, Time: at})
+				}
+			}
+			if tc.unreported {
+				c.setUnreported(ids[0])
+			}
+			r := newRunner(c, &clock{now: t0.Add(tc.now)}, func(cfg *balancer.RunnerConfig) { cfg.Cooldown = cooldown })
+			plan, paused := r.PlanNow()
+			if paused != "" {
+				t.Fatalf("paused: %s", paused)
+			}
+			moved := slices.ContainsFunc(plan.Moves, func(m fsm.Move) bool { return m.Region == ids[0] })
+			var want []balancer.Skipped
+			if tc.why != "" {
+				want = []balancer.Skipped{{Region: ids[0], Datanode: 1, Reason: tc.why}}
+			}
+			if moved != (tc.why == "") || !reflect.DeepEqual(plan.Skipped, append([]balancer.Skipped{}, want...)) ||
+				plan.SkippedTotal != len(want) {
+				t.Errorf("region %d: moved %t, skipped %v (total %d); want moved %t, skipped %v",
+					ids[0], moved, plan.Skipped, plan.SkippedTotal, tc.why == "", want)
+			}
+		})
 	}
 }
 

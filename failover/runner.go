@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 // Cluster is what the runner needs from the replicated state.
 type Cluster interface {
 	Maintenance() fsm.Maintenance
+	// Procedures is the procedure pause: while paused nothing is planned.
+	Procedures() fsm.Procedures
 	Datanodes() []fsm.Datanode
 	Regions() []fsm.Region
 	// Propose commits a MoveRegions command through raft and returns the
@@ -33,7 +36,10 @@ type RunnerConfig struct {
 // TickReport says what one tick saw and did.
 type TickReport struct {
 	Failed   []uint64 // failed datanodes
-	Deferred []uint64 // failed datanodes with regions, held back by maintenance
+	Deferred []uint64 // failed datanodes with regions, held back by maintenance or the procedure pause
+	// Paused is why no move was planned: "maintenance", "procedures
+	// paused", both joined by "; ", or "" when failover may run.
+	Paused   string
 	Waiting  []uint64 // failed datanodes whose last lease has not expired yet
 	Braked   bool     // more than half the datanodes look failed: no failover
 	Moved    int
@@ -54,9 +60,10 @@ type Runner struct {
 
 	firstFailed map[uint64]time.Time
 
-	mu       sync.Mutex // guards deferred and braked, read by status handlers
+	mu       sync.Mutex // guards deferred, braked and paused, read by status handlers
 	deferred map[uint64]bool
 	braked   bool
+	paused   string
 }
 
 // NewRunner returns a runner over one leadership term's monitor.
@@ -96,7 +103,10 @@ func (r *Runner) Tick(ctx context.Context) TickReport {
 		deferred[id] = true
 	}
 	r.mu.Lock()
-	r.deferred, r.braked = deferred, rep.Braked
+	if rep.Paused != r.paused && rep.Paused != "" {
+		r.log.Warn("failover paused: failed datanodes' regions wait", "reason", rep.Paused, "deferred", len(rep.Deferred))
+	}
+	r.deferred, r.braked, r.paused = deferred, rep.Braked, rep.Paused
 	r.mu.Unlock()
 	return rep
 }
@@ -184,8 +194,9 @@ func (r *Runner) tick(ctx context.Context) TickReport {
 			targets = append(targets, Load{ID: d.ID, Regions: owned[d.ID].count()})
 		}
 	}
-	if r.cluster.Maintenance().Enabled {
-		// Detection goes on; moves wait until maintenance is disabled.
+	if rep.Paused = pausedReason(r.cluster); rep.Paused != "" {
+		// Detection goes on; moves wait until maintenance is disabled and
+		// procedures are resumed.
 		for _, id := range rep.Failed {
 			if owned[id].count() > 0 {
 				rep.Deferred = append(rep.Deferred, id)
@@ -236,7 +247,7 @@ func (r *Runner) tick(ctx context.Context) TickReport {
 				}
 			}
 		}
-		if res.Code == fsm.RejectMaintenance {
+		if res.Code == fsm.RejectMaintenance || res.Code == fsm.RejectProceduresPaused {
 			rep.Deferred = append(rep.Deferred, id)
 			continue
 		}
@@ -249,11 +260,30 @@ func (r *Runner) tick(ctx context.Context) TickReport {
 }
 
 // Deferred reports whether datanode id's failover was held back by
-// maintenance at the last tick.
+// maintenance or the procedure pause at the last tick.
 func (r *Runner) Deferred(id uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.deferred[id]
+}
+
+// Paused is why the last tick planned no move (TickReport.Paused).
+func (r *Runner) Paused() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.paused
+}
+
+// pausedReason says why failover must not plan now ("" when it may).
+func pausedReason(c Cluster) string {
+	var why []string
+	if c.Maintenance().Enabled {
+		why = append(why, "maintenance")
+	}
+	if c.Procedures().Paused {
+		why = append(why, "procedures paused")
+	}
+	return strings.Join(why, "; ")
 }
 
 // Braked reports whether the last tick was braked.

@@ -79,8 +79,9 @@ func (c *fakeCluster) Maintenance() fsm.Maintenance {
 	}
 	return c.f.Maintenance()
 }
-func (c *fakeCluster) Datanodes() []fsm.Datanode { return c.f.Datanodes() }
-func (c *fakeCluster) Regions() []fsm.Region     { return c.f.Regions() }
+func (c *fakeCluster) Procedures() fsm.Procedures { return c.f.Procedures() }
+func (c *fakeCluster) Datanodes() []fsm.Datanode  { return c.f.Datanodes() }
+func (c *fakeCluster) Regions() []fsm.Region      { return c.f.Regions() }
 
 func (c *fakeCluster) Propose(_ context.Context, cmd fsm.MoveRegions) (fsm.Result, error) {
 	c.mu.Lock()

@@ -5,7 +5,8 @@ import (
 	"strconv"
 )
 
-// applyMoveRegions validates the cause, applies the maintenance guard
+// applyMoveRegions validates the cause, applies the procedures guard
+// (proceduresRefuseMovesLocked) and the maintenance guard
 // (maintenanceRefusesLocked) to the command as a whole, then checks and
 // applies each move against the state at this entry's log position.
 func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
@@ -13,6 +14,9 @@ func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
 	case CauseManual, CauseDrain, CauseFailover, CauseBalance:
 	default:
 		return Result{Code: RejectInvalid, Reason: fmt.Sprintf("unknown move cause %q", c.Cause)}
+	}
+	if res, refused := f.proceduresRefuseMovesLocked(index, c); refused {
+		return res
 	}
 	if res, refused := f.maintenanceRefusesLocked(index, c); refused {
 		return res

@@ -6,6 +6,9 @@ import (
 )
 
 func (f *FSM) applyCreateTable(index uint64, c CreateTable) Result {
+	if res, refused := f.proceduresRefuseLocked("table creation is"); refused {
+		return res
+	}
 	if c.Name == "" || len(c.Placement) == 0 {
 		return Result{Code: RejectInvalid, Reason: "a table needs a name and at least one region"}
 	}
@@ -34,6 +37,9 @@ func (f *FSM) applyCreateTable(index uint64, c CreateTable) Result {
 }
 
 func (f *FSM) applyDropTable(index uint64, c DropTable) Result {
+	if res, refused := f.proceduresRefuseLocked("table drop is"); refused {
+		return res
+	}
 	t, ok := f.st.Tables[c.Name]
 	if !ok {
 		return Result{Code: RejectNotFound, Reason: fmt.Sprintf("no table %q", c.Name)}

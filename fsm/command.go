@@ -160,4 +160,7 @@ const (
 	RejectHasRegions    = "has_regions"
 	RejectCordoned      = "cordoned"
 	RejectNotDraining   = "not_draining"
+	// RejectProceduresPaused: the procedure manager is paused (SetProcedures);
+	// no region moves, table creates or drops until it is resumed.
+	RejectProceduresPaused = "procedures_paused"
 )

@@ -18,6 +18,10 @@ type Config struct {
 	// binary does not know. Replicas must never silently diverge, so the
 	// server's hook logs and exits; the default panics.
 	OnUnknown func(index uint64, typ string, v int)
+	// Protocol is the highest command protocol this FSM knows; 0 means
+	// Protocol. A command registered above it is unknown to it (OnUnknown).
+	// It is for tests that play an older binary in process.
+	Protocol int
 }
 
 // FSM is the replicated state machine. Apply is deterministic: it reads no
@@ -36,6 +40,9 @@ func New(cfg Config) *FSM {
 	if cfg.EventCapacity <= 0 {
 		cfg.EventCapacity = DefaultEventCapacity
 	}
+	if cfg.Protocol <= 0 || cfg.Protocol > Protocol {
+		cfg.Protocol = Protocol
+	}
 	if cfg.OnUnknown == nil {
 		cfg.OnUnknown = func(index uint64, typ string, v int) {
 			panic(fmt.Sprintf("fsm: entry %d has unknown command %q v%d", index, typ, v))
@@ -52,7 +59,7 @@ func (f *FSM) Apply(index uint64, data []byte) Result {
 		f.cfg.OnUnknown(index, "<undecodable>", 0)
 		return Result{Code: RejectInvalid, Reason: err.Error(), Index: index}
 	}
-	if !Known(cmd.Type, cmd.V) {
+	if !Known(cmd.Type, cmd.V) || ProtocolOf(cmd.Type) > f.cfg.Protocol {
 		f.cfg.OnUnknown(index, cmd.Type, cmd.V)
 		return Result{Code: "unknown_command", Reason: cmd.Type, Index: index}
 	}

@@ -10,7 +10,8 @@ import (
 // causes get through. It is checked against the state at the entry's log
 // position, so a move planned just before maintenance was enabled, or
 // proposed by a deposed leader whose entry still commits, cannot take
-// effect.
+// effect. The procedures guard (procedures_guard.go) runs before it and
+// refuses every cause while procedures are paused.
 
 // operatorCauses is the allow-list of causes accepted during maintenance.
 var operatorCauses = map[string]bool{CauseManual: true, CauseDrain: true}

@@ -20,6 +20,7 @@ const (
 	CmdDropTable         = "DropTable"
 	CmdMoveRegions       = "MoveRegions"
 	CmdSetAdminState     = "SetDatanodeAdminState"
+	CmdSetProcedures     = "SetProcedures"
 )
 
 // Protocol is the command protocol this binary speaks. A command type is
@@ -27,8 +28,9 @@ const (
 // member speaks that level, so a rolling upgrade never feeds an old binary
 // a command it does not know (which would stop it, by design).
 // Protocol 2 adds no command: it says the member reads snapshot format 2
-// (CompactSnapshotProtocol).
-const Protocol = 2
+// (CompactSnapshotProtocol). Protocol 3 adds SetProcedures (the procedure
+// pause).
+const Protocol = 3
 
 // The registry: one line per command type, register(type, version,
 // protocol, handler). version is the highest envelope version this binary
@@ -47,6 +49,7 @@ func init() {
 	register(CmdDropTable, 1, 1, (*FSM).applyDropTable)
 	register(CmdMoveRegions, 1, 1, (*FSM).applyMoveRegions)
 	register(CmdSetAdminState, 1, 1, (*FSM).applySetAdminState)
+	register(CmdSetProcedures, 1, 3, (*FSM).applySetProcedures)
 }
 
 // commandSpec is one registered command type.

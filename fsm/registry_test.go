@@ -70,6 +70,7 @@ func registryCases() []registryCase {
 		rc(CmdDropTable, 1, 1, DropTable{Name: "t", By: "bob", Time: at}, (*FSM).applyDropTable),
 		rc(CmdMoveRegions, 1, 1, MoveRegions{Cause: CauseManual, Moves: []Move{{Region: 1, From: 1, To: 3}}, By: "bob", Time: at}, (*FSM).applyMoveRegions),
 		rc(CmdSetAdminState, 1, 1, SetDatanodeAdminState{ID: 3, State: AdminCordoned, By: "bob", Time: at}, (*FSM).applySetAdminState),
+		rc(CmdSetProcedures, 1, 3, SetProcedures{Paused: true, Reason: "upgrade", By: "bob", Time: at}, (*FSM).applySetProcedures),
 	}
 }
 

@@ -59,6 +59,8 @@ const (
 	EventRegionMoved         = "region_moved"
 	EventMoveRejected        = "move_rejected"
 	EventDatanodeAdminState  = "datanode_admin_state"
+	EventProceduresPaused    = "procedures_paused"
+	EventProceduresResumed   = "procedures_resumed"
 )
 
 // Datanode admin states.
@@ -100,6 +102,7 @@ type Region struct {
 type State struct {
 	ClusterID   string               `json:"cluster_id"`
 	Maintenance Maintenance          `json:"maintenance"`
+	Procedures  Procedures           `json:"procedures"` // absent from older snapshots: running
 	Members     map[string]*Member   `json:"members"`
 	Datanodes   map[uint64]*Datanode `json:"datanodes"`
 	Tables      map[string]*Table    `json:"tables"`
@@ -142,6 +145,7 @@ func (s *State) initMaps() {
 func (s *State) clone() *State {
 	c := *s
 	c.Maintenance = cloneMaintenance(s.Maintenance)
+	c.Procedures = cloneProcedures(s.Procedures)
 	c.Members = make(map[string]*Member, len(s.Members))
 	for k, m := range s.Members {
 		mm := *m

@@ -38,7 +38,7 @@ func TestLocalRoutesOnEveryNode(t *testing.T) {
 	for _, tn := range c.nodes {
 		t.Run(tn.id, func(t *testing.T) {
 			r := c.do(tn, http.MethodGet, "/admin/health", nil)
-			if r.status != http.StatusOK || string(r.body) != "OK" {
+			if r.status != http.StatusOK || string(r.body) != "OK\n" {
 				t.Fatalf("health: %s", r)
 			}
 
@@ -52,8 +52,8 @@ func TestLocalRoutesOnEveryNode(t *testing.T) {
 			}
 
 			r = c.do(tn, http.MethodGet, "/admin/leader", nil)
-			if r.status != http.StatusOK || string(r.body) != lead.cfg.AdvertiseRPCAddr+"\n" {
-				t.Fatalf("leader: %q, want %q", r.body, lead.cfg.AdvertiseRPCAddr+"\n")
+			if r.status != http.StatusOK || string(r.body) != lead.cfg.AdvertiseRPCAddr {
+				t.Fatalf("leader: %q, want %q", r.body, lead.cfg.AdvertiseRPCAddr)
 			}
 
 			var ready wire.Ready
@@ -239,7 +239,7 @@ func TestMaintenanceThroughFollower(t *testing.T) {
 		t.Fatalf("enable: %+v", e)
 	}
 	r := c.mustJSON(f, http.MethodGet, "/admin/maintenance/status", nil, http.StatusOK, nil)
-	if string(r.body) != "{\"enabled\":true}\n" {
+	if string(r.body) != "{\"enabled\":true}" {
 		t.Fatalf("status body %q", r.body)
 	}
 	m := get(f, "/admin/maintenance?verbose=true")
@@ -380,7 +380,7 @@ func TestAdminToken(t *testing.T) {
 	}
 	// With the token, through a follower: the forward carries it.
 	r := c.do(f, http.MethodPost, "/admin/maintenance?enable=true", nil, "Authorization", "Bearer "+tok)
-	if r.status != http.StatusOK || string(r.body) != "{\"enabled\":true}\n" {
+	if r.status != http.StatusOK || string(r.body) != "{\"enabled\":true}" {
 		t.Fatalf("authorized write through %s: %s", f.id, r)
 	}
 	var m wire.Enabled

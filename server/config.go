@@ -56,6 +56,8 @@ type Config struct {
 
 	AdminToken string
 	Version    string
+	// Commit and Branch are the build's, shown by GET /status.
+	Commit, Branch string
 
 	Logger hclog.Logger
 	// Now is the clock for command timestamps and timers; default time.Now.
@@ -63,6 +65,9 @@ type Config struct {
 	// OnFatal is called when this node must stop (an unknown command in the
 	// log). The default exits the process.
 	OnFatal func(err error)
+	// Protocol is the command protocol this member advertises; 0 means
+	// fsm.Protocol. It is for tests that play an older binary in process.
+	Protocol int
 	// Datanode heartbeats and failover (GreptimeDB's defaults).
 	HeartbeatInterval        time.Duration
 	FailureThreshold         float64

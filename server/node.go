@@ -63,6 +63,7 @@ func New(cfg Config) (*Node, error) {
 		LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, SnapshotRetain: cfg.SnapshotRetain,
 		Version: cfg.Version, Logger: cfg.Logger, Now: cfg.Now, OnFatal: cfg.OnFatal, Registry: reg,
+		Protocol: cfg.Protocol,
 	})
 	if err != nil {
 		ln.Close()
@@ -82,7 +83,7 @@ func New(cfg Config) (*Node, error) {
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn)
 	api := httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, Version: cfg.Version,
+		NodeID: cfg.NodeID, Version: cfg.Version, Commit: cfg.Commit, Branch: cfg.Branch,
 		AdminToken: cfg.AdminToken, LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn, lead)

@@ -24,8 +24,13 @@ import (
 	"github.com/metasrv/metasrv/server"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and branch are set at build time with
+// -ldflags "-X main.version=... -X main.commit=... -X main.branch=...".
+var (
+	version = "dev"
+	commit  = ""
+	branch  = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -53,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := hclog.New(&hclog.LoggerOptions{Name: "metasrv", Level: hclog.LevelFromString(opts.logLevel),
 		JSONFormat: opts.logJSON, Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00"})
 	cfg.Logger = log
-	cfg.Version = version
+	cfg.Version, cfg.Commit, cfg.Branch = version, commit, branch
 
 	node, err := server.New(cfg)
 	if err != nil {
@@ -129,7 +134,7 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.IntVar(&cfg.BalancerTolerance, "balancer-tolerance", server.DefaultBalancerTolerance, "a spread (max - min regions per datanode) up to this counts as balanced")
 	fs.IntVar(&cfg.BalancerMaxMoves, "balancer-max-moves", server.DefaultBalancerMaxMoves, "region moves per balancing (and drain) round at most")
 	fs.IntVar(&cfg.BalancerMaxMovesPerNode, "balancer-max-moves-per-datanode", server.DefaultBalancerMaxMovesPerNode, "moves out of, and into, one datanode per balancing round at most")
-	fs.DurationVar(&cfg.BalancerCooldown, "balancer-cooldown", server.DefaultBalancerCooldown, "no second balancing move of the same region within this")
+	fs.DurationVar(&cfg.BalancerCooldown, "balancer-cooldown", server.DefaultBalancerCooldown, "no balancing move of a region within this of its last move (a region that never moved, e.g. of a new table, may move at once)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "when set, every /admin write needs 'Authorization: Bearer TOKEN'")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")

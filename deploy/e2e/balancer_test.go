@@ -521,8 +521,11 @@ func TestBalancerPausedDuringMaintenance(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if want := []string{"moves", "paused", "paused_reason", "reason", "spread_after", "spread_before"}; !reflect.DeepEqual(keys, want) {
+	if want := []string{"moves", "paused", "paused_reason", "reason", "skipped", "skipped_total", "spread_after", "spread_before"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("plan keys %v, want %v", keys, want)
+	}
+	if sk, tot := string(shape["skipped"]), string(shape["skipped_total"]); sk != "[]" || tot != "0" {
+		t.Errorf("dry run skipped %s (total %s), want [] (0): every region is served", sk, tot)
 	}
 	var p planView
 	if err := json.Unmarshal(raw, &p); err != nil {

@@ -61,6 +61,7 @@ var answers = []struct {
 	{reject: fsm.RejectStaleOwner, answer: answer{http.StatusConflict, codeConflict, ""}},
 	{reject: fsm.RejectNotDraining, answer: answer{http.StatusConflict, codeConflict, ""}},
 	{reject: fsm.RejectMaintenance, answer: answer{http.StatusConflict, codeConflict, ""}},
+	{reject: fsm.RejectProceduresPaused, answer: answer{http.StatusConflict, "procedures_paused", ""}},
 }
 
 // apiError is an error this layer answers itself (bad input, auth, routes).
@@ -118,10 +119,16 @@ func toAPIError(err error) *apiError {
 	return errorf(http.StatusInternalServerError, codeInternal, "%v", err)
 }
 
+// writeJSON writes v as the whole body, with no trailing newline:
+// GreptimeDB's answers are compared byte for byte by its tooling.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"code":"internal","error":"cannot encode the answer"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, err error) {

@@ -157,7 +157,7 @@ func TestWriteError(t *testing.T) {
 func TestWriteJSON(t *testing.T) {
 	rec := httptest.NewRecorder()
 	writeJSON(rec, http.StatusCreated, wire.Enabled{Enabled: true})
-	if rec.Code != 201 || rec.Body.String() != "{\"enabled\":true}\n" || rec.Header().Get("Content-Type") != "application/json" {
+	if rec.Code != 201 || rec.Body.String() != "{\"enabled\":true}" || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %q %v", rec.Code, rec.Body, rec.Header())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/metasrv/metasrv/fsm"
-	"github.com/metasrv/metasrv/server/raftnode"
 )
 
 // runBalancerPlan is the dry run: the moves a round would make now.
@@ -16,7 +15,8 @@ func (s *Server) runBalancerPlan(_ context.Context, w http.ResponseWriter, _ *ht
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"moves": plan.Moves, "spread_before": plan.SpreadBefore,
-		"spread_after": plan.SpreadAfter, "reason": plan.Reason, "paused": paused != "", "paused_reason": paused})
+		"spread_after": plan.SpreadAfter, "reason": plan.Reason, "paused": paused != "", "paused_reason": paused,
+		"skipped": plan.Skipped, "skipped_total": plan.SkippedTotal})
 	return nil
 }
 
@@ -33,10 +33,7 @@ func (s *Server) runBalancerStatus(_ context.Context, w http.ResponseWriter, _ *
 func (s *Server) runAdminState(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	id := in.(uint64)
 	state := map[string]string{"cordon": fsm.AdminCordoned, "drain": fsm.AdminDraining, "uncordon": fsm.AdminActive}[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]
-	res, err := s.node.Propose(ctx, fsm.CmdSetAdminState, fsm.SetDatanodeAdminState{ID: id, State: state, By: clientAddr(r), Time: s.cfg.Now().UTC()})
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
+	res, err := s.node.Commit(ctx, fsm.CmdSetAdminState, fsm.SetDatanodeAdminState{ID: id, State: state, By: clientAddr(r), Time: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -19,24 +19,29 @@ import (
 	"github.com/metasrv/metasrv/server/wire"
 )
 
+// handleHealth answers "OK\n", as GreptimeDB's legacy admin router does.
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("OK"))
+	_, _ = w.Write([]byte("OK\n"))
 }
 
-// handleLeader answers the leader's RPC address as text, waiting up to
-// --leader-wait for one.
+// handleLeader answers the leader's RPC address as bare text (no newline,
+// as GreptimeDB), waiting up to --leader-wait for one.
 func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.LeaderWait)
 	defer cancel()
 	for {
+		if s.node.Removed() {
+			writeError(w, s.removedErr())
+			return
+		}
 		if _, addr := s.node.Leader(); addr != "" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte(addr + "\n"))
+			_, _ = w.Write([]byte(addr))
 			return
 		}
 		if !raftnode.SleepCtx(ctx, 20*time.Millisecond) {
-			writeError(w, raftnode.Errorf(raftnode.ErrNoLeader, "no leader known within --leader-wait (%s)", s.cfg.LeaderWait))
+			writeError(w, s.noLeaderErr(r.Context(), fmt.Sprintf("no leader known within --leader-wait (%s)", s.cfg.LeaderWait)))
 			return
 		}
 	}
@@ -50,45 +55,49 @@ func (s *Server) handleRaftStatus(w http.ResponseWriter, _ *http.Request) {
 // everything the leader has applied: a restarted node whose FSM still lags
 // is not ready, even though it already forwards.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	notReady := func(format string, args ...any) {
-		writeJSON(w, http.StatusServiceUnavailable, wire.NotReady{Code: "not_ready", Error: fmt.Sprintf(format, args...)})
-	}
-	st := s.node.Status()
-	switch {
-	case st.LeaderID == "":
-		notReady("no leader known")
+	st, why := s.readiness(r.Context())
+	if why != "" {
+		writeJSON(w, http.StatusServiceUnavailable, wire.NotReady{Code: "not_ready", Error: why})
 		return
-	case st.LeaderID == s.cfg.NodeID:
-		if !s.node.BarrierDone() {
-			notReady("leader %s has not completed its leadership barrier", s.cfg.NodeID)
-			return
-		}
-	default:
-		_, addr := s.node.Leader()
-		if addr == "" {
-			notReady("leader %s is known but not its RPC address", st.LeaderID)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status, body, err := s.call(ctx, http.MethodGet, "http://"+addr+"/admin/raft", nil)
-		var ls wire.RaftStatus
-		if err == nil && status == http.StatusOK {
-			err = json.Unmarshal(body, &ls)
-		} else if err == nil {
-			err = fmt.Errorf("status %d", status)
-		}
-		if err != nil {
-			notReady("cannot reach leader %s at %s: %v", st.LeaderID, addr, err)
-			return
-		}
-		if err := s.node.WaitApplied(ctx, ls.AppliedIndex); err != nil {
-			notReady("applied index %d is behind the leader's %d", s.fsm.AppliedIndex(), ls.AppliedIndex)
-			return
-		}
 	}
 	writeJSON(w, http.StatusOK, wire.Ready{Ready: true, NodeID: s.cfg.NodeID, LeaderID: st.LeaderID,
 		AppliedIndex: s.fsm.AppliedIndex()})
+}
+
+// readiness says why this node is not ready ("" when it is).
+func (s *Server) readiness(ctx context.Context) (wire.RaftStatus, string) {
+	st := s.node.Status()
+	switch {
+	case s.node.Removed():
+		return st, fmt.Sprintf("node %s was removed from the cluster", s.cfg.NodeID)
+	case st.LeaderID == "":
+		return st, "no leader known"
+	case st.LeaderID == s.cfg.NodeID:
+		if !s.node.BarrierDone() {
+			return st, fmt.Sprintf("leader %s has not completed its leadership barrier", s.cfg.NodeID)
+		}
+		return st, ""
+	}
+	_, addr := s.node.Leader()
+	if addr == "" {
+		return st, fmt.Sprintf("leader %s is known but not its RPC address", st.LeaderID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	status, body, err := s.call(ctx, http.MethodGet, "http://"+addr+"/admin/raft", nil)
+	var ls wire.RaftStatus
+	if err == nil && status == http.StatusOK {
+		err = json.Unmarshal(body, &ls)
+	} else if err == nil {
+		err = fmt.Errorf("status %d", status)
+	}
+	if err != nil {
+		return st, fmt.Sprintf("cannot reach leader %s at %s: %v", st.LeaderID, addr, err)
+	}
+	if err := s.node.WaitApplied(ctx, ls.AppliedIndex); err != nil {
+		return st, fmt.Sprintf("applied index %d is behind the leader's %d", s.fsm.AppliedIndex(), ls.AppliedIndex)
+	}
+	return st, ""
 }
 
 // handleCluster is this node's view of the cluster. Members come from the
@@ -128,10 +137,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func(cm *wire.ClusterMember) {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
-			defer cancel()
-			status, _, err := s.call(ctx, http.MethodGet, "http://"+cm.RPCAddr+"/admin/health", nil)
-			cm.Reachable = err == nil && status == http.StatusOK
+			cm.Reachable = s.probe(r.Context(), cm.RPCAddr)
 		}(cm)
 	}
 	wg.Wait()
@@ -214,11 +220,13 @@ func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Req
 		return errorf(http.StatusConflict, "cluster_id_mismatch",
 			"node %s belongs to cluster %s, this is cluster %s: wipe its data dir to join", jr.ID, jr.ClusterID, cid)
 	}
-	// Snapshots and commands follow the cluster's protocol level: an older
-	// binary could not install them, so it may not join.
-	if have, need := max(jr.Protocol, 1), s.node.ClusterProtocol(); have < need {
+	// Snapshots and commands follow the cluster's protocol level: a binary
+	// that says it speaks less could not install them, so it may not join.
+	// A body without "protocol" (an operator's manual join) is let in: the
+	// member counts as the lowest level until the node registers its own.
+	if have, need := jr.Protocol, s.node.ClusterProtocol(); have > 0 && have < need {
 		return errorf(http.StatusConflict, "protocol_too_old",
-			"node %s speaks protocol %d but this cluster uses %d: run the current binary on it", jr.ID, have, need)
+			"node %s runs an older metasrv binary (command protocol %d) than this cluster already uses (protocol %d): it could not read this cluster's snapshots or commands; upgrade its binary, then join again", jr.ID, have, need)
 	}
 	servers, err := s.node.Servers()
 	if err != nil {
@@ -255,12 +263,9 @@ func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Req
 }
 
 func (s *Server) setMember(ctx context.Context, jr wire.JoinRequest) error {
-	res, err := s.node.Propose(ctx, fsm.CmdSetMember, fsm.SetMember{
+	_, err := s.node.Commit(ctx, fsm.CmdSetMember, fsm.SetMember{
 		Member: fsm.Member{ID: jr.ID, RaftAddr: jr.RaftAddr, RPCAddr: jr.RPCAddr, Version: jr.Version, Protocol: jr.Protocol},
 		Time:   s.cfg.Now().UTC()})
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
 	return err
 }
 
@@ -280,7 +285,16 @@ func (s *Server) runMemberUpdate(ctx context.Context, w http.ResponseWriter, _ *
 			if err := s.setMember(ctx, jr); err != nil {
 				return err
 			}
+			// Answer what this write recorded: a later write (the member
+			// registering itself) may already have replaced it.
+			want := fsm.Member{ID: jr.ID, RaftAddr: jr.RaftAddr, RPCAddr: jr.RPCAddr, Version: jr.Version, Protocol: jr.Protocol}
 			m, _ := s.fsm.Member(jr.ID)
+			got := m
+			got.Updated = time.Time{}
+			if got != want {
+				m = want
+				m.Updated = s.cfg.Now().UTC()
+			}
 			writeJSON(w, http.StatusOK, m)
 			return nil
 		}
@@ -333,7 +347,7 @@ func parseTransfer(r *http.Request, _ []byte) (any, error) {
 func (s *Server) runTransfer(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
 	to := in.(string)
 	if to == s.cfg.NodeID {
-		writeJSON(w, http.StatusOK, map[string]any{"leader_id": to})
+		writeJSON(w, http.StatusOK, map[string]any{"previous_leader_id": to, "leader_id": to})
 		return nil
 	}
 	lid, err := s.node.TransferLeadership(ctx, to)

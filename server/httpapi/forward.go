@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -48,8 +49,12 @@ func (s *Server) viaLeader(w http.ResponseWriter, r *http.Request, body []byte, 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.LeaderWait+s.cfg.ApplyTimeout)
 	defer cancel()
 	forwarded := r.Header.Get(hdrForwardedBy) != ""
-	lastErr := errorf(http.StatusServiceUnavailable, wire.CodeNoLeader, "no leader elected within --leader-wait (%s)", s.cfg.LeaderWait)
+	var lastErr error
 	for {
+		if s.node.Removed() {
+			writeError(w, s.removedErr())
+			return
+		}
 		if s.node.IsLeader() {
 			wctx, wcancel := context.WithDeadline(ctx, waitUntil)
 			ready := s.node.WaitLeaderReady(wctx)
@@ -76,6 +81,9 @@ func (s *Server) viaLeader(w http.ResponseWriter, r *http.Request, body []byte, 
 			lastErr = errorf(http.StatusServiceUnavailable, wire.CodeNoLeader, "leader %s is known but not its RPC address yet", lid)
 		}
 		if time.Now().After(waitUntil) || !raftnode.SleepCtx(ctx, 20*time.Millisecond) {
+			if lastErr == nil {
+				lastErr = s.noLeaderErr(r.Context(), fmt.Sprintf("no leader elected within --leader-wait (%s)", s.cfg.LeaderWait))
+			}
 			writeError(w, lastErr)
 			return
 		}

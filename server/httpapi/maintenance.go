@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/fsm"
-	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -77,7 +76,7 @@ func (s *Server) runMaintenanceRead(_ context.Context, w http.ResponseWriter, _ 
 func (s *Server) parseMaintenanceSet(fixed *bool) func(r *http.Request, _ []byte) (any, error) {
 	return func(r *http.Request, _ []byte) (any, error) {
 		q := r.URL.Query()
-		c := fsm.SetMaintenance{By: clientAddr(r)}
+		c := fsm.SetMaintenance{}
 		if fixed != nil {
 			c.Enabled = *fixed
 		} else {
@@ -93,17 +92,9 @@ func (s *Server) parseMaintenanceSet(fixed *bool) func(r *http.Request, _ []byte
 				return nil, badRequest("enable=%q: want exactly true or false", v)
 			}
 		}
-		if q.Has("reason") {
-			c.Reason = q.Get("reason")
-			if len(c.Reason) > maxReasonLen {
-				return nil, badRequest("reason is longer than %d bytes", maxReasonLen)
-			}
-		}
-		if q.Has("by") {
-			c.By = q.Get("by")
-			if c.By == "" || len(c.By) > maxByLen {
-				return nil, badRequest("by must be 1 to %d bytes", maxByLen)
-			}
+		var err error
+		if c.Reason, c.By, err = reasonAndBy(r); err != nil {
+			return nil, err
 		}
 		if q.Has("ttl") {
 			if !c.Enabled {
@@ -132,10 +123,7 @@ func (s *Server) parseMaintenanceSet(fixed *bool) func(r *http.Request, _ []byte
 func (s *Server) runMaintenanceSet(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
 	c := in.(fsm.SetMaintenance)
 	c.Time = s.cfg.Now().UTC()
-	res, err := s.node.Propose(ctx, fsm.CmdSetMaintenance, c)
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
+	res, err := s.node.Commit(ctx, fsm.CmdSetMaintenance, c)
 	if err != nil {
 		return err
 	}
@@ -160,4 +148,24 @@ func boolParam(r *http.Request, name string, def bool) (bool, error) {
 		return false, nil
 	}
 	return false, badRequest("%s=%q: want true or false", name, q.Get(name))
+}
+
+// reasonAndBy reads the optional reason and by parameters of an operator
+// write; by defaults to the client's address (through one forwarding hop).
+func reasonAndBy(r *http.Request) (reason, by string, err error) {
+	q := r.URL.Query()
+	by = clientAddr(r)
+	if q.Has("reason") {
+		reason = q.Get("reason")
+		if len(reason) > maxReasonLen {
+			return "", "", badRequest("reason is longer than %d bytes", maxReasonLen)
+		}
+	}
+	if q.Has("by") {
+		by = q.Get("by")
+		if by == "" || len(by) > maxByLen {
+			return "", "", badRequest("by must be 1 to %d bytes", maxByLen)
+		}
+	}
+	return reason, by, nil
 }

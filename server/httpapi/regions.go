@@ -9,7 +9,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/metasrv/metasrv/fsm"
-	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -65,10 +64,7 @@ func parseTableName(r *http.Request, _ []byte) (any, error) {
 
 func (s *Server) runDropTable(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	name := in.(string)
-	res, err := s.node.Propose(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: clientAddr(r), Time: s.cfg.Now().UTC()})
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
+	_, err := s.node.Commit(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: clientAddr(r), Time: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type route struct {
 
 // apiRoutes is every route of the HTTP API, in one table.
 func (s *Server) apiRoutes() []route {
+	webHealth := endpoint{access: always(local), rawLocal: s.handleWebHealth}
 	return []route{
 		{"/admin/maintenance", map[string]endpoint{
 			http.MethodGet:  {access: maintenanceGetAccess, parse: s.parseMaintenanceGet, run: s.runMaintenanceGet},
@@ -60,8 +61,24 @@ func (s *Server) apiRoutes() []route {
 		{"/admin/maintenance/disable", map[string]endpoint{
 			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(ptr(false)), run: s.runMaintenanceSet},
 		}},
+		{"/admin/procedure-manager/status", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: parseProceduresRead, run: s.runProceduresStatus},
+		}},
+		{"/admin/procedure-manager/pause", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseProceduresSet(true), run: s.runProceduresSet},
+		}},
+		{"/admin/procedure-manager/resume", map[string]endpoint{
+			http.MethodPost: {access: always(write), parse: parseProceduresSet(false), run: s.runProceduresSet},
+		}},
 		{"/admin/health", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleHealth}}},
 		{"/admin/ready", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleReady}}},
+		{"/health", map[string]endpoint{http.MethodGet: webHealth, http.MethodPost: webHealth}},
+		{"/v1/health", map[string]endpoint{http.MethodGet: webHealth, http.MethodPost: webHealth}},
+		{"/ready", map[string]endpoint{
+			http.MethodGet:  {access: always(local), rawLocal: s.handleWebReady},
+			http.MethodPost: {access: always(local), rawLocal: s.handleWebReady},
+		}},
+		{"/status", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleStatus}}},
 		{"/admin/leader", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleLeader}}},
 		{"/admin/raft", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleRaftStatus}}},
 		{"/admin/cluster", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleCluster}}},

@@ -21,6 +21,8 @@ import (
 type Config struct {
 	NodeID       string
 	Version      string
+	Commit       string // build information for GET /status
+	Branch       string
 	AdminToken   string
 	LeaderWait   time.Duration // how long a request waits for a leader
 	ApplyTimeout time.Duration

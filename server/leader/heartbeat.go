@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/metasrv/metasrv/fsm"
-	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -21,11 +20,8 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 	}
 	if d, ok := l.fsm.Datanode(hb.ID); !ok || d.Addr != hb.Addr {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
-		res, err := l.node.Propose(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
+		_, err := l.node.Commit(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
 		cancel()
-		if err == nil {
-			err = raftnode.Rejected(res)
-		}
 		if err != nil {
 			return wire.HeartbeatResponse{}, err
 		}

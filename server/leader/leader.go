@@ -139,6 +139,7 @@ func (c cluster) Status(id uint64) string         { return c.mon.Status(id).Stat
 func (c cluster) Reported(id, region uint64) bool { return c.mon.Reported(id, region) }
 
 func (c cluster) Maintenance() fsm.Maintenance { return c.l.fsm.Maintenance() }
+func (c cluster) Procedures() fsm.Procedures   { return c.l.fsm.Procedures() }
 func (c cluster) Datanodes() []fsm.Datanode    { return c.l.fsm.Datanodes() }
 func (c cluster) Regions() []fsm.Region        { return c.l.fsm.Regions() }
 

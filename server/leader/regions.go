@@ -41,10 +41,8 @@ func (l *Leader) CreateTable(ctx context.Context, name string, regions int, by s
 	if placement == nil {
 		return nil, ErrNoDatanode
 	}
-	res, err := l.node.Propose(ctx, fsm.CmdCreateTable, fsm.CreateTable{Name: name, Placement: placement, By: by, Time: l.cfg.Now().UTC()})
-	if err == nil {
-		err = raftnode.Rejected(res) // exists, or a placement target vanished meanwhile
-	}
+	// Refused if it exists, or a placement target vanished meanwhile.
+	res, err := l.node.Commit(ctx, fsm.CmdCreateTable, fsm.CreateTable{Name: name, Placement: placement, By: by, Time: l.cfg.Now().UTC()})
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +87,8 @@ func (l *Leader) Migrate(ctx context.Context, region, to, from uint64, by string
 	if st := t.mon.Status(to); st.Status != failover.StatusAlive {
 		return wire.Route{}, raftnode.Errorf(raftnode.ErrConflict, "target datanode %d is %s, not alive", to, st.Status)
 	}
-	res, err := l.node.Propose(ctx, fsm.CmdMoveRegions, fsm.MoveRegions{Cause: fsm.CauseManual, By: by, Time: l.cfg.Now().UTC(),
+	res, err := l.node.Commit(ctx, fsm.CmdMoveRegions, fsm.MoveRegions{Cause: fsm.CauseManual, By: by, Time: l.cfg.Now().UTC(),
 		Moves: []fsm.Move{{Region: reg.ID, From: reg.Datanode, To: to}}})
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
 	if err != nil {
 		return wire.Route{}, err
 	}
@@ -114,10 +109,7 @@ func (l *Leader) RemoveDatanode(ctx context.Context, id uint64, by string) error
 	if t.mon.StillServing(id) {
 		return raftnode.Errorf(raftnode.ErrConflict, "datanode %d may still serve regions under its lease; retry once it has closed them or its lease has run out", id)
 	}
-	res, err := l.node.Propose(ctx, fsm.CmdRemoveDatanode, fsm.RemoveDatanode{ID: id, By: by, Time: l.cfg.Now().UTC()})
-	if err == nil {
-		err = raftnode.Rejected(res)
-	}
+	_, err = l.node.Commit(ctx, fsm.CmdRemoveDatanode, fsm.RemoveDatanode{ID: id, By: by, Time: l.cfg.Now().UTC()})
 	return err
 }
 

@@ -92,7 +92,7 @@ func (n *Node) registerLoop() {
 				n.needJoin.Store(false)
 			}
 		} else if m, ok := n.fsm.Member(n.cfg.NodeID); n.KnowsLeader() && (!ok || m.RPCAddr != n.cfg.AdvertiseRPCAddr ||
-			m.RaftAddr != n.cfg.AdvertiseRaftAddr || m.Version != n.cfg.Version || m.Protocol != fsm.Protocol) && n.raft.State() != raft.Leader {
+			m.RaftAddr != n.cfg.AdvertiseRaftAddr || m.Version != n.cfg.Version || m.Protocol != n.cfg.Protocol) && n.raft.State() != raft.Leader {
 			if err = n.registerSelf(); err != nil {
 				n.log.Debug("registering own address failed; retrying", "error", err)
 			}
@@ -111,7 +111,7 @@ func (n *Node) registerLoop() {
 
 func (n *Node) selfJoinRequest() wire.JoinRequest {
 	return wire.JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr, RPCAddr: n.cfg.AdvertiseRPCAddr,
-		Version: n.cfg.Version, Protocol: fsm.Protocol, ClusterID: n.dir.clusterID()}
+		Version: n.cfg.Version, Protocol: n.cfg.Protocol, ClusterID: n.dir.clusterID()}
 }
 
 func (n *Node) joinOnce() error {

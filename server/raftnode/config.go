@@ -46,8 +46,12 @@ type Config struct {
 	SnapshotRetain    int
 
 	Version string
-	Logger  hclog.Logger
-	Now     func() time.Time
+	// Protocol is the command protocol this member advertises and its FSM
+	// knows; 0 means fsm.Protocol. It is for tests that play an older
+	// binary in process.
+	Protocol int
+	Logger   hclog.Logger
+	Now      func() time.Time
 	// OnFatal is called once when this node must stop (an unknown command in
 	// the log, a refused join, a data dir of another cluster).
 	OnFatal func(err error)

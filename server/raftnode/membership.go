@@ -141,3 +141,20 @@ func (n *Node) Status() wire.RaftStatus {
 // AdvertiseRaftAddr is the raft address other members dial (with port 0,
 // the one the kernel chose).
 func (n *Node) AdvertiseRaftAddr() string { return n.cfg.AdvertiseRaftAddr }
+
+// Removed reports whether this node's latest raft configuration lists
+// other members but not itself: it was removed and knows it. A node that
+// never learned of its removal, or has no configuration yet (waiting to be
+// added), is not "removed".
+func (n *Node) Removed() bool {
+	servers, err := n.Servers()
+	if err != nil || len(servers) == 0 {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID == n.cfg.NodeID {
+			return false
+		}
+	}
+	return true
+}

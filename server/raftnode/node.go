@@ -62,6 +62,9 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Protocol <= 0 || cfg.Protocol > fsm.Protocol {
+		cfg.Protocol = fsm.Protocol
+	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
@@ -73,7 +76,7 @@ func Open(cfg Config) (*Node, error) {
 			os.Exit(70)
 		}
 	}
-	n.fsm = fsm.New(fsm.Config{OnUnknown: func(index uint64, typ string, v int) {
+	n.fsm = fsm.New(fsm.Config{Protocol: cfg.Protocol, OnUnknown: func(index uint64, typ string, v int) {
 		n.metrics.unknownCommands.Inc()
 		n.fatal(fmt.Errorf("raft entry %d has command %q v%d that this binary (version %s) does not know; upgrade this node", index, typ, v, cfg.Version))
 		// Block the apply loop: applying anything after an entry we could

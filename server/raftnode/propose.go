@@ -69,13 +69,13 @@ func (n *Node) NoteOutcomeUnknown() { n.metrics.outcomeUnknown.Inc() }
 
 // ClusterProtocol is the lowest command protocol among the voters, as the
 // replicated directory records them (a member not recorded yet, or recorded
-// before protocols existed, counts as 1).
+// before protocols existed, counts as 1), and never above this node's own.
 func (n *Node) ClusterProtocol() int {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return 1
 	}
-	lowest := fsm.Protocol
+	lowest := n.cfg.Protocol
 	for _, s := range f.Configuration().Servers {
 		p := 1
 		if m, ok := n.fsm.Member(string(s.ID)); ok && m.Protocol > 0 {
@@ -84,4 +84,14 @@ func (n *Node) ClusterProtocol() int {
 		lowest = min(lowest, p)
 	}
 	return lowest
+}
+
+// Commit is Propose for callers that treat a refusal as an error: an FSM
+// rejection comes back as a *Rejection, with the result alongside it.
+func (n *Node) Commit(ctx context.Context, typ string, payload any) (fsm.Result, error) {
+	res, err := n.Propose(ctx, typ, payload)
+	if err == nil {
+		err = Rejected(res)
+	}
+	return res, err
 }

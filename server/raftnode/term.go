@@ -114,7 +114,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 
 func (n *Node) selfMember() fsm.Member {
 	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
-		RPCAddr: n.cfg.AdvertiseRPCAddr, Version: n.cfg.Version, Protocol: fsm.Protocol}
+		RPCAddr: n.cfg.AdvertiseRPCAddr, Version: n.cfg.Version, Protocol: n.cfg.Protocol}
 }
 
 // proposeUntilDone proposes a leader housekeeping command, retrying while
