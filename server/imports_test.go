@@ -15,7 +15,8 @@ import (
 //
 //	cmd → server → server/httpapi → server/leader → {failover, balancer} → fsm
 //	httpapi and leader may use server/raftnode; raftnode uses neither;
-//	server/wire is a leaf of plain bodies (standard library only).
+//	server/wire is a leaf of plain bodies (standard library only);
+//	server/certs (certificates, roles, reloads) imports no module package.
 const mod = "github.com/metasrv/metasrv/"
 
 // allowed lists, per package, the module packages it may depend on
@@ -23,13 +24,14 @@ const mod = "github.com/metasrv/metasrv/"
 var allowed = map[string][]string{
 	"fsm":                nil,
 	"server/wire":        nil,
+	"server/certs":       nil,
 	"failover":           {"fsm", "server/wire"},
 	"balancer":           {"fsm", "server/wire"},
-	"server/raftnode":    {"fsm", "server/wire"},
-	"server/leader":      {"server/raftnode", "failover", "balancer", "fsm", "server/wire"},
-	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire"},
-	"server":             {"server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire"},
-	"cmd/datanode/agent": {"server/wire"},
+	"server/raftnode":    {"fsm", "server/wire", "server/certs"},
+	"server/leader":      {"server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
+	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
+	"server":             {"server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
+	"cmd/datanode/agent": {"server/wire", "server/certs"},
 }
 
 // noDirect lists imports a package must not name itself: the consensus and

@@ -1,0 +1,232 @@
+package certs
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Files names the PEM files of one side of a TLS connection.
+type Files struct {
+	Cert, Key string   // this side's certificate (chain) and key; both or neither
+	CA        []string // bundles of CAs that verify the other side; each may hold several
+}
+
+// Source is the certificate and trust pool loaded from Files. Reload swaps
+// them atomically, so tls.Configs made by a Source see new files without a
+// restart; a reload that fails keeps the last good material.
+type Source struct {
+	files Files
+
+	mu    sync.Mutex // serialises reloads and hooks
+	cur   atomic.Pointer[material]
+	hooks []func()
+}
+
+type material struct {
+	cert *tls.Certificate // nil without Cert/Key
+	leaf *x509.Certificate
+	pool *x509.CertPool
+	cas  []*x509.Certificate
+	hash [sha256.Size]byte
+}
+
+// Load reads the files once; it fails when any is missing or unusable.
+func Load(f Files) (*Source, error) {
+	if (f.Cert == "") != (f.Key == "") {
+		return nil, errors.New("a certificate file needs its key file, and a key file its certificate")
+	}
+	s := &Source{files: f}
+	m, err := read(f)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(m)
+	return s, nil
+}
+
+// Files returns the files the source reads.
+func (s *Source) Files() Files { return s.files }
+
+func read(f Files) (*material, error) {
+	h := sha256.New()
+	m := &material{pool: x509.NewCertPool()}
+	if f.Cert != "" {
+		certPEM, err := os.ReadFile(f.Cert)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := os.ReadFile(f.Key)
+		if err != nil {
+			return nil, err
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%s with %s: %w", f.Cert, f.Key, err)
+		}
+		m.cert, m.leaf = &c, c.Leaf
+		h.Write(certPEM)
+		h.Write(keyPEM)
+	}
+	for _, name := range f.CA {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		cas, err := parseCerts(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if len(cas) == 0 {
+			return nil, fmt.Errorf("%s holds no PEM certificate", name)
+		}
+		for _, ca := range cas {
+			m.pool.AddCert(ca)
+		}
+		m.cas = append(m.cas, cas...)
+		h.Write(b)
+	}
+	copy(m.hash[:], h.Sum(nil))
+	return m, nil
+}
+
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return out, nil
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+}
+
+// Reload re-reads the files. It reports whether their content changed; on
+// error the previous material stays in use. Hooks run after a change.
+func (s *Source) Reload() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := read(s.files)
+	if err != nil {
+		return false, err
+	}
+	if m.hash == s.cur.Load().hash {
+		return false, nil
+	}
+	s.cur.Store(m)
+	for _, h := range s.hooks {
+		h()
+	}
+	return true, nil
+}
+
+// OnChange registers fn to run after each reload that changed the material
+// (for closing connections whose certificate is no longer trusted).
+func (s *Source) OnChange(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = append(s.hooks, fn)
+}
+
+// Watch reloads every interval until ctx ends: Kubernetes replaces a
+// Secret's files by swapping a symlink, which no signal announces. report
+// is called with each reload's outcome when something changed or failed.
+func (s *Source) Watch(ctx context.Context, every time.Duration, report func(changed bool, err error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := s.Reload()
+			if (changed || err != nil) && report != nil {
+				report(changed, err)
+			}
+		}
+	}
+}
+
+// Leaf is this side's certificate, or nil.
+func (s *Source) Leaf() *x509.Certificate { return s.cur.Load().leaf }
+
+// HasCert reports whether the source has a certificate of its own.
+func (s *Source) HasCert() bool { return s.cur.Load().cert != nil }
+
+func (s *Source) certificate() (*tls.Certificate, error) {
+	c := s.cur.Load().cert
+	if c == nil {
+		return nil, errors.New("no certificate configured")
+	}
+	return c, nil
+}
+
+// Verify checks a presented chain (leaf first) against the current pool for
+// usage and returns the leaf's identity.
+func (s *Source) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Identity, error) {
+	if len(chain) == 0 {
+		return Identity{}, errors.New("no certificate presented")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{
+		Roots: s.cur.Load().pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage},
+	}); err != nil {
+		return Identity{}, err
+	}
+	return IdentityOf(chain[0]), nil
+}
+
+// Trusted reports whether a chain verified earlier still verifies against
+// the current pool (after a CA rotation).
+func (s *Source) Trusted(chain []*x509.Certificate, usage x509.ExtKeyUsage) bool {
+	_, err := s.Verify(chain, usage)
+	return err == nil
+}
+
+// Expiry lists the certificates the source holds (its own first, then the
+// CAs) with when each expires.
+func (s *Source) Expiry() []Expiring {
+	m := s.cur.Load()
+	var out []Expiring
+	if m.leaf != nil {
+		out = append(out, Expiring{Subject: m.leaf.Subject.CommonName, File: s.files.Cert, NotAfter: m.leaf.NotAfter})
+	}
+	for _, ca := range m.cas {
+		out = append(out, Expiring{Subject: ca.Subject.CommonName, File: fileOf(s.files.CA), CA: true, NotAfter: ca.NotAfter})
+	}
+	return out
+}
+
+func fileOf(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return fmt.Sprint(names)
+}
+
+// Expiring is one certificate and when it expires.
+type Expiring struct {
+	Subject  string
+	File     string
+	CA       bool
+	NotAfter time.Time
+}
