@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
@@ -55,7 +56,16 @@ type Config struct {
 	SnapshotRetain    int
 
 	AdminToken string
-	Version    string
+
+	// TLS. A nil source means plaintext on that surface, allowed only on
+	// loopback addresses unless Insecure.
+	PeerTLS             *certs.Source // raft port, mutual TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file)
+	PeerAcceptPlaintext bool          // also accept plaintext raft connections (turning TLS on in a running cluster)
+	ServerTLS           *certs.Source // HTTPS API (--cert-file, --key-file, --trusted-ca-file)
+	ClientCertAuth      bool          // every route but the open ones needs a verified client certificate
+	Insecure            bool          // allow plaintext off loopback
+
+	Version string
 	// Commit and Branch are the build's, shown by GET /status.
 	Commit, Branch string
 

@@ -63,7 +63,7 @@ func New(cfg Config) (*Node, error) {
 		LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, SnapshotRetain: cfg.SnapshotRetain,
 		Version: cfg.Version, Logger: cfg.Logger, Now: cfg.Now, OnFatal: cfg.OnFatal, Registry: reg,
-		Protocol: cfg.Protocol,
+		Protocol: cfg.Protocol, PeerTLS: cfg.PeerTLS, PeerAcceptPlaintext: cfg.PeerAcceptPlaintext,
 	})
 	if err != nil {
 		ln.Close()

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -57,6 +58,15 @@ type Config struct {
 	OnFatal func(err error)
 	// Registry receives this node's raft and FSM metrics.
 	Registry *prometheus.Registry
+
+	// PeerTLS, when set, puts the raft port under mutual TLS 1.3: members
+	// present and accept only certificates of role metasrv-node from its
+	// CA, each dial checked against the id it means. Nil is plaintext.
+	PeerTLS *certs.Source
+	// PeerAcceptPlaintext, with PeerTLS, also accepts plaintext raft
+	// connections and falls back to plaintext when a peer does not speak
+	// TLS: the short phase of turning TLS on in a running cluster.
+	PeerAcceptPlaintext bool
 }
 
 // Worker is leader-only work. It must return soon after ctx is cancelled.
