@@ -31,7 +31,8 @@ type tnode struct {
 }
 
 type tcluster struct {
-	t     *testing.T
+	t      *testing.T
+	client *http.Client // nil: http.DefaultClient
 	nodes []*tnode
 	mu    sync.Mutex
 	fatal []error
@@ -55,10 +56,16 @@ func testConfig(t *testing.T, id string, mutate func(*Config)) Config {
 // startCluster starts n nodes and waits until every one is ready.
 func startCluster(t *testing.T, n int, mutate func(*Config)) *tcluster {
 	t.Helper()
+	return startClusterWith(t, n, nil, mutate)
+}
+
+// startClusterWith is startCluster whose requests use client (HTTPS).
+func startClusterWith(t *testing.T, n int, client *http.Client, mutate func(*Config)) *tcluster {
+	t.Helper()
 	if testing.Short() && n > 3 {
 		t.Skip("larger clusters only without -short")
 	}
-	c := &tcluster{t: t}
+	c := &tcluster{t: t, client: client}
 	t.Cleanup(c.close)
 	first := c.start(testConfig(t, "n1", mutate))
 	for i := 2; i <= n; i++ {
@@ -83,7 +90,11 @@ func (c *tcluster) start(cfg Config) *tnode {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", cfg.NodeID, err)
 	}
-	tn := &tnode{id: cfg.NodeID, node: node, cfg: node.cfg, url: "http://" + node.Addr(), done: make(chan error, 1)}
+	scheme := "http://"
+	if cfg.ServerTLS != nil {
+		scheme = "https://"
+	}
+	tn := &tnode{id: cfg.NodeID, node: node, cfg: node.cfg, url: scheme + node.Addr(), done: make(chan error, 1)}
 	go func() { tn.done <- node.Serve() }()
 	c.nodes = append(c.nodes, tn)
 	return tn
@@ -200,7 +211,11 @@ func (c *tcluster) do(tn *tnode, method, path string, body any, hdr ...string) r
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := c.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return reply{status: 0, body: []byte(err.Error())}
 	}

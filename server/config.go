@@ -64,6 +64,9 @@ type Config struct {
 	ServerTLS           *certs.Source // HTTPS API (--cert-file, --key-file, --trusted-ca-file)
 	ClientCertAuth      bool          // every route but the open ones needs a verified client certificate
 	Insecure            bool          // allow plaintext off loopback
+	// CertPollInterval is how often certificate files are checked for new
+	// content (Kubernetes swaps a Secret's files without a signal).
+	CertPollInterval time.Duration
 
 	Version string
 	// Commit and Branch are the build's, shown by GET /status.
@@ -143,6 +146,8 @@ const (
 	DefaultBalancerMaxMoves        = 8
 	DefaultBalancerMaxMovesPerNode = 4
 	DefaultBalancerCooldown        = 5 * time.Minute
+
+	DefaultCertPollInterval = 30 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -178,6 +183,7 @@ func (c *Config) setDefaults() {
 	setDur(&c.FirstHeartbeatEstimate, DefaultFirstHeartbeatEstimate)
 	setDur(&c.FailoverTick, DefaultFailoverTick)
 	setDur(&c.RegionLease, 3*c.HeartbeatInterval+time.Second)
+	setDur(&c.CertPollInterval, DefaultCertPollInterval)
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = DefaultFailureThreshold
 	}
@@ -231,6 +237,12 @@ func (c *Config) Validate() error {
 		if unspecified(host) && unspecified(advHost) {
 			return fmt.Errorf("--%s-addr %q listens on every interface: set --advertise-%s-addr to an address other nodes can dial", a.flag, a.listen, a.flag)
 		}
+	}
+	if err := c.checkPlaintext(); err != nil {
+		return err
+	}
+	if c.ClientCertAuth && c.ServerTLS == nil {
+		return fmt.Errorf("--client-cert-auth needs HTTPS: set --cert-file, --key-file and --trusted-ca-file")
 	}
 	switch c.InitialClusterState {
 	case ClusterStateNew, ClusterStateExisting:
@@ -294,6 +306,25 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotRetain < 1 {
 		return fmt.Errorf("--snapshot-retain %d: must be at least 1", c.SnapshotRetain)
+	}
+	return nil
+}
+
+// checkPlaintext is the rule that plaintext is for loopback only: a
+// listener off loopback without TLS needs --insecure.
+func (c *Config) checkPlaintext() error {
+	if c.Insecure {
+		return nil
+	}
+	var need []string
+	if c.ServerTLS == nil && !certs.LoopbackAddr(c.RPCAddr) {
+		need = append(need, fmt.Sprintf("--cert-file and --key-file (--rpc-addr %s is not loopback)", c.RPCAddr))
+	}
+	if c.PeerTLS == nil && !certs.LoopbackAddr(c.RaftAddr) {
+		need = append(need, fmt.Sprintf("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file (--raft-addr %s is not loopback)", c.RaftAddr))
+	}
+	if len(need) > 0 {
+		return fmt.Errorf("refusing plaintext off loopback: set %s, or --insecure to run without TLS", strings.Join(need, "; "))
 	}
 	return nil
 }

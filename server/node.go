@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/metasrv/metasrv/balancer"
 	"github.com/metasrv/metasrv/failover"
 	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/httpapi"
 	"github.com/metasrv/metasrv/server/leader"
 	"github.com/metasrv/metasrv/server/raftnode"
@@ -26,6 +28,11 @@ type Node struct {
 	raft *raftnode.Node
 	lead *leader.Leader
 	api  *httpapi.Server
+
+	// sources are the certificate files this node reads, by use; reloaded
+	// together on SIGHUP and when their content changes.
+	sources   map[string]*certs.Source
+	stopWatch context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -51,6 +58,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sources, nodeTLS, err := tlsSources(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	reg.MustRegister(certs.ExpiryCollector{Sources: sources})
 	peers := make([]raftnode.Peer, len(cfg.Peers))
 	for i, p := range cfg.Peers {
 		peers[i] = raftnode.Peer(p)
@@ -86,9 +99,52 @@ func New(cfg Config) (*Node, error) {
 		NodeID: cfg.NodeID, Version: cfg.Version, Commit: cfg.Commit, Branch: cfg.Branch,
 		AdminToken: cfg.AdminToken, LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
+		TLS: cfg.ServerTLS, NodeTLS: nodeTLS, ClientCertAuth: cfg.ClientCertAuth,
 	}, rn, lead)
 	api.Attach(ln)
-	return &Node{cfg: cfg, raft: rn, lead: lead, api: api}, nil
+	return &Node{cfg: cfg, raft: rn, lead: lead, api: api, sources: sources}, nil
+}
+
+// tlsSources lists the node's certificate sources by use and makes the one
+// it calls other members' APIs with: its member certificate, trusting the
+// API's CAs (which include the peer CA).
+func tlsSources(cfg Config) (map[string]*certs.Source, *certs.Source, error) {
+	sources := map[string]*certs.Source{}
+	if cfg.PeerTLS != nil {
+		sources["peer"] = cfg.PeerTLS
+	}
+	if cfg.ServerTLS == nil {
+		return sources, nil, nil
+	}
+	sources["server"] = cfg.ServerTLS
+	files := certs.Files{CA: cfg.ServerTLS.Files().CA}
+	if cfg.PeerTLS != nil {
+		pf := cfg.PeerTLS.Files()
+		files.Cert, files.Key = pf.Cert, pf.Key
+	}
+	nodeTLS, err := certs.Load(files)
+	if err != nil {
+		return nil, nil, fmt.Errorf("member client certificate: %w", err)
+	}
+	sources["member-client"] = nodeTLS
+	return sources, nodeTLS, nil
+}
+
+// ReloadCertificates re-reads every certificate file (SIGHUP). A file that
+// cannot be read leaves that source as it was; the errors are returned.
+func (n *Node) ReloadCertificates() error {
+	var errs []error
+	for use, s := range n.sources {
+		changed, err := s.Reload()
+		switch {
+		case err != nil:
+			n.cfg.Logger.Error("certificate reload failed; keeping the previous files' content", "use", use, "error", err)
+			errs = append(errs, fmt.Errorf("%s: %w", use, err))
+		case changed:
+			n.cfg.Logger.Info("certificates reloaded", "use", use, "files", fmt.Sprint(s.Files()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // leaseMargin is how long past a lease's end the leader still assumes the
@@ -111,9 +167,27 @@ func (n *Node) Serve() error {
 		}
 	}
 	n.raft.Start(hook, n.api.Peers())
+	if len(n.sources) > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		n.stopWatch = cancel
+		go n.watchCertificates(ctx)
+	}
 	n.cfg.Logger.Info("serving", "node_id", n.cfg.NodeID, "rpc_addr", n.cfg.AdvertiseRPCAddr,
 		"raft_addr", n.cfg.AdvertiseRaftAddr, "version", n.cfg.Version)
 	return n.api.Serve()
+}
+
+func (n *Node) watchCertificates(ctx context.Context) {
+	t := time.NewTicker(n.cfg.CertPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = n.ReloadCertificates()
+		}
+	}
 }
 
 // Addr returns the bound HTTP address.
@@ -130,6 +204,9 @@ func (n *Node) Raft() *raft.Raft { return n.raft.Raft() }
 // then raft and its stores close.
 func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
+		if n.stopWatch != nil {
+			n.stopWatch()
+		}
 		n.raft.StepDownForShutdown(ctx)
 		n.api.Shutdown(ctx)
 		n.closeErr = n.raft.Close(ctx)

@@ -6,11 +6,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/metasrv/metasrv/cmd/internal/cli"
 	"github.com/metasrv/metasrv/server"
+	"github.com/metasrv/metasrv/server/certs"
 )
 
 // version, commit and branch are set at build time with
@@ -67,6 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: re-reading certificate files")
+			_ = node.ReloadCertificates()
+		}
+	}()
 	served := make(chan error, 1)
 	go func() { served <- node.Serve() }()
 	select {
@@ -97,6 +108,12 @@ type options struct {
 	version  bool
 	logLevel string
 	logJSON  bool
+}
+
+// tlsFlags are the certificate flags (etcd's names).
+type tlsFlags struct {
+	peerCert, peerKey, peerCA string
+	cert, key, trustedCA      string
 }
 
 func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
@@ -136,6 +153,17 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.IntVar(&cfg.BalancerMaxMovesPerNode, "balancer-max-moves-per-datanode", server.DefaultBalancerMaxMovesPerNode, "moves out of, and into, one datanode per balancing round at most")
 	fs.DurationVar(&cfg.BalancerCooldown, "balancer-cooldown", server.DefaultBalancerCooldown, "no balancing move of a region within this of its last move (a region that never moved, e.g. of a new table, may move at once)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "when set, every /admin write needs 'Authorization: Bearer TOKEN'")
+	var tf tlsFlags
+	fs.StringVar(&tf.peerCert, "peer-cert-file", "", "this member's certificate (role metasrv-node, CN = --node-id) for mutual TLS on the raft port, and for calls to other members' APIs")
+	fs.StringVar(&tf.peerKey, "peer-key-file", "", "key of --peer-cert-file")
+	fs.StringVar(&tf.peerCA, "peer-trusted-ca-file", "", "CA (bundle) that signs the members' certificates; one per cluster")
+	fs.BoolVar(&cfg.PeerAcceptPlaintext, "peer-accept-plaintext", false, "with the --peer-* files, also accept plaintext raft connections and fall back to plaintext towards members without TLS (only while turning TLS on in a running cluster)")
+	fs.StringVar(&tf.cert, "cert-file", "", "certificate of the HTTPS API; when set the API is HTTPS only")
+	fs.StringVar(&tf.key, "key-file", "", "key of --cert-file")
+	fs.StringVar(&tf.trustedCA, "trusted-ca-file", "", "CA (bundle) that signs client certificates (operators, tools, datanodes)")
+	fs.BoolVar(&cfg.ClientCertAuth, "client-cert-auth", false, "every route but /admin/health, /admin/ready, /health, /ready, /v1/health and /status needs a client certificate from --trusted-ca-file or the peer CA")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext HTTP and raft on addresses other than loopback")
+	fs.DurationVar(&cfg.CertPollInterval, "cert-poll-interval", server.DefaultCertPollInterval, "how often certificate files are checked for new content (they are also re-read on SIGHUP)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -166,6 +194,15 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 		return cfg, o, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", o.logLevel)
 	}
 	var err error
+	if cfg.PeerTLS, cfg.ServerTLS, err = loadTLS(tf); err != nil {
+		return cfg, o, err
+	}
+	if cfg.PeerTLS != nil && certs.IdentityOf(cfg.PeerTLS.Leaf()).Name != cfg.NodeID {
+		return cfg, o, fmt.Errorf("--peer-cert-file is for %q, not --node-id %q: other members would refuse it", certs.IdentityOf(cfg.PeerTLS.Leaf()).Name, cfg.NodeID)
+	}
+	if cfg.PeerAcceptPlaintext && cfg.PeerTLS == nil {
+		return cfg, o, fmt.Errorf("--peer-accept-plaintext needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
+	}
 	if cfg.Peers, err = server.ParsePeers(peers); err != nil {
 		return cfg, o, err
 	}
@@ -175,6 +212,41 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 		}
 	}
 	return cfg, o, cfg.Validate()
+}
+
+// loadTLS reads the certificate files the flags name. The API trusts
+// clients from --trusted-ca-file and members from the peer CA.
+func loadTLS(tf tlsFlags) (peer, api *certs.Source, err error) {
+	if tf.peerCert != "" || tf.peerKey != "" || tf.peerCA != "" {
+		if tf.peerCert == "" || tf.peerKey == "" || tf.peerCA == "" {
+			return nil, nil, fmt.Errorf("mutual TLS on the raft port needs all of --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
+		}
+		if peer, err = certs.Load(certs.Files{Cert: tf.peerCert, Key: tf.peerKey, CA: []string{tf.peerCA}}); err != nil {
+			return nil, nil, fmt.Errorf("--peer-cert-file: %w", err)
+		}
+		if id := certs.IdentityOf(peer.Leaf()); id.Role != certs.RoleNode {
+			return nil, nil, fmt.Errorf("--peer-cert-file %s has role %q; a member's certificate needs Organization %s", tf.peerCert, id.Role, certs.RoleNode)
+		}
+	}
+	if tf.cert == "" && tf.key == "" {
+		if tf.trustedCA != "" {
+			return nil, nil, fmt.Errorf("--trusted-ca-file needs --cert-file and --key-file (HTTPS)")
+		}
+		return peer, nil, nil
+	}
+	if tf.cert == "" || tf.key == "" {
+		return nil, nil, fmt.Errorf("HTTPS needs both --cert-file and --key-file")
+	}
+	var cas []string
+	for _, f := range []string{tf.trustedCA, tf.peerCA} {
+		if f != "" {
+			cas = append(cas, f)
+		}
+	}
+	if api, err = certs.Load(certs.Files{Cert: tf.cert, Key: tf.key, CA: cas}); err != nil {
+		return nil, nil, fmt.Errorf("--cert-file: %w", err)
+	}
+	return peer, api, nil
 }
 
 func usage(out io.Writer, fs *flag.FlagSet) {
@@ -212,8 +284,12 @@ func probe(what string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	host := cli.LocalAddr(*addr)
-	c := http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + host + "/admin/" + what)
+	scheme, c, err := localClient(*timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv %s: %v\n", what, err)
+		return 2
+	}
+	resp, err := c.Get(scheme + host + "/admin/" + what)
 	if err != nil {
 		fmt.Fprintf(stderr, "metasrv %s: %v\n", what, err)
 		return 1
@@ -225,6 +301,33 @@ func probe(what string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// localClient is the client of the health, ready and step-down
+// subcommands. They run beside the node (container health check, preStop
+// hook) and read its own settings: with METASRV_CERT_FILE the API is
+// HTTPS, verified against the node's CAs, and the node's member
+// certificate is presented (so --client-cert-auth lets step-down through).
+func localClient(timeout time.Duration) (scheme string, c *http.Client, err error) {
+	if os.Getenv("METASRV_CERT_FILE") == "" {
+		return "http://", &http.Client{Timeout: timeout}, nil
+	}
+	var files certs.Files
+	for _, v := range []string{"METASRV_TRUSTED_CA_FILE", "METASRV_PEER_TRUSTED_CA_FILE"} {
+		if f := os.Getenv(v); f != "" {
+			files.CA = append(files.CA, f)
+		}
+	}
+	if len(files.CA) == 0 {
+		return "", nil, fmt.Errorf("METASRV_CERT_FILE is set but neither METASRV_TRUSTED_CA_FILE nor METASRV_PEER_TRUSTED_CA_FILE names a CA to verify the node with")
+	}
+	files.Cert, files.Key = os.Getenv("METASRV_PEER_CERT_FILE"), os.Getenv("METASRV_PEER_KEY_FILE")
+	src, err := certs.Load(files)
+	if err != nil {
+		return "", nil, err
+	}
+	tr := &http.Transport{DialTLSContext: src.DialTLS(&net.Dialer{Timeout: timeout}, tls.VersionTLS12, nil)}
+	return "https://", &http.Client{Timeout: timeout, Transport: tr}, nil
 }
 
 // stepDown transfers leadership away from the node at --addr if, and only
@@ -239,8 +342,12 @@ func stepDown(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	host := cli.LocalAddr(*addr)
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + host + "/admin/raft")
+	scheme, c, err := localClient(10 * time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "metasrv step-down: %v\n", err)
+		return 2
+	}
+	resp, err := c.Get(scheme + host + "/admin/raft")
 	if err != nil {
 		fmt.Fprintf(stderr, "metasrv step-down: %v\n", err)
 		return 1
@@ -254,7 +361,7 @@ func stepDown(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "not the leader (%s); nothing to do\n", st.State)
 		return 0
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+host+"/admin/cluster/transfer-leadership", nil)
+	req, _ := http.NewRequest(http.MethodPost, scheme+host+"/admin/cluster/transfer-leadership", nil)
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
 	}

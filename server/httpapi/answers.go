@@ -17,6 +17,7 @@ import (
 const (
 	codeBadRequest       = "bad_request"
 	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden"
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeConflict         = "conflict"

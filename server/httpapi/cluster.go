@@ -84,7 +84,7 @@ func (s *Server) readiness(ctx context.Context) (wire.RaftStatus, string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	status, body, err := s.call(ctx, http.MethodGet, "http://"+addr+"/admin/raft", nil)
+	status, body, err := s.call(ctx, http.MethodGet, s.url(addr, "/admin/raft"), nil)
 	var ls wire.RaftStatus
 	if err == nil && status == http.StatusOK {
 		err = json.Unmarshal(body, &ls)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
@@ -26,13 +28,20 @@ const (
 	hdrClientAddr = "X-Metasrv-Client-Addr"
 )
 
-func newHTTPClient() *http.Client {
+// newHTTPClient is the client for calls to other members. With nodeTLS it
+// speaks HTTPS, verifies each member by the host it dials and presents this
+// node's member certificate.
+func newHTTPClient(nodeTLS *certs.Source) *http.Client {
+	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           d.DialContext,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
+	}
+	if nodeTLS != nil {
+		tr.DialTLSContext = nodeTLS.DialTLS(d, tls.VersionTLS12, nil)
 	}
 	return &http.Client{Transport: tr}
 }
@@ -105,7 +114,7 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 		defer stop()
 	}
 	u := *r.URL
-	u.Scheme, u.Host = "http", addr
+	u.Scheme, u.Host = s.scheme, addr
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, err)

@@ -19,7 +19,7 @@ type peerClient struct{ s *Server }
 func (p peerClient) Join(ctx context.Context, addr string, req wire.JoinRequest) (wire.JoinResponse, error) {
 	var jr wire.JoinResponse
 	body, _ := json.Marshal(req)
-	status, respBody, err := p.s.call(ctx, http.MethodPost, "http://"+addr+"/admin/cluster/join", body)
+	status, respBody, err := p.s.call(ctx, http.MethodPost, p.s.url(addr, "/admin/cluster/join"), body)
 	if err != nil {
 		return jr, err
 	}
@@ -37,7 +37,7 @@ func (p peerClient) Join(ctx context.Context, addr string, req wire.JoinRequest)
 
 func (p peerClient) Register(ctx context.Context, addr string, req wire.JoinRequest) error {
 	body, _ := json.Marshal(req)
-	status, respBody, err := p.s.call(ctx, http.MethodPut, "http://"+addr+"/admin/cluster/members/"+req.ID, body)
+	status, respBody, err := p.s.call(ctx, http.MethodPut, p.s.url(addr, "/admin/cluster/members/"+req.ID), body)
 	if err != nil {
 		return err
 	}
@@ -47,6 +47,9 @@ func (p peerClient) Register(ctx context.Context, addr string, req wire.JoinRequ
 	return nil
 }
 
+// url is another member's API address with path, in this cluster's scheme.
+func (s *Server) url(addr, path string) string { return s.scheme + "://" + addr + path }
+
 // call sends one request to another node with this node's credentials.
 func (s *Server) call(ctx context.Context, method, url string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -54,7 +57,10 @@ func (s *Server) call(ctx context.Context, method, url string, body []byte) (int
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if s.cfg.AdminToken != "" {
+	// Reads (member probes, status) never carry the token: the address
+	// probed comes from the member table, which another member may have
+	// written, and must not be handed a secret.
+	if s.cfg.AdminToken != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
 	}
 	resp, err := s.client.Do(req)

@@ -17,7 +17,7 @@ import (
 func (s *Server) probe(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	status, _, err := s.call(ctx, http.MethodGet, "http://"+addr+"/admin/health", nil)
+	status, _, err := s.call(ctx, http.MethodGet, s.url(addr, "/admin/health"), nil)
 	return err == nil && status == http.StatusOK
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/metasrv/metasrv/server/certs"
 )
 
 // maxBody bounds every request and relayed response body.
@@ -95,7 +97,7 @@ func (s *Server) apiRoutes() []route {
 		{"/admin/events", map[string]endpoint{
 			http.MethodGet: {access: always(read), parse: parseEvents, run: s.runEvents},
 		}},
-		{"/v1/heartbeat", map[string]endpoint{http.MethodPost: {access: always(local), rawLocal: s.handleHeartbeat}}},
+		{heartbeatRoute, map[string]endpoint{http.MethodPost: {access: always(local), rawLocal: s.handleHeartbeat}}},
 		{"/admin/tables", map[string]endpoint{
 			http.MethodGet:  {access: always(read), parse: noInput, run: s.runListTables},
 			http.MethodPost: {access: always(write), parse: parseCreateTable, run: s.runCreateTable},
@@ -141,6 +143,33 @@ func (s *Server) apiRoutes() []route {
 	}
 }
 
+// openRoutes answer without credentials whatever the node's settings:
+// kubelet probes, the image's health check and GreptimeDB's operator
+// reach them with nothing.
+var openRoutes = map[string]bool{
+	"/admin/health": true, "/admin/ready": true, "/health": true, "/ready": true, "/v1/health": true, "/status": true,
+}
+
+// heartbeatRoute is the one route a datanode's certificate may use.
+const heartbeatRoute = "/v1/heartbeat"
+
+// certAllowed is the --client-cert-auth gate: a route that is not open
+// needs a verified client certificate, and a datanode's certificate only
+// heartbeats.
+func (s *Server) certAllowed(path string, r *http.Request) error {
+	if !s.cfg.ClientCertAuth || openRoutes[path] {
+		return nil
+	}
+	id, ok := certs.PeerIdentity(r.TLS)
+	if !ok {
+		return errorf(http.StatusUnauthorized, codeUnauthorized, "%s needs a client certificate from the trusted CA (this node runs with --client-cert-auth)", path)
+	}
+	if id.Role == certs.RoleDatanode && path != heartbeatRoute {
+		return errorf(http.StatusForbidden, codeForbidden, "certificate %s may only send heartbeats", id)
+	}
+	return nil
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func (s *Server) routes() http.Handler {
@@ -169,6 +198,10 @@ func (s *Server) routes() http.Handler {
 				w.Header().Set("Allow", allowHdr)
 				writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))
+				return
+			}
+			if err := s.certAllowed(rt.path, req); err != nil {
+				writeError(w, err)
 				return
 			}
 			s.serveEndpoint(w, req, ep)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/leader"
 	"github.com/metasrv/metasrv/server/raftnode"
 )
@@ -30,6 +32,17 @@ type Config struct {
 	Logger       hclog.Logger
 	// Registry receives the HTTP metrics; GET /metrics serves all of it.
 	Registry *prometheus.Registry
+
+	// TLS, when set, makes the API HTTPS only with its certificate; a
+	// client certificate is asked for and, when given, verified against
+	// its pool.
+	TLS *certs.Source
+	// NodeTLS is what this node presents, and trusts, when it calls
+	// another member's API (forwarding, join, probes). Used with TLS.
+	NodeTLS *certs.Source
+	// ClientCertAuth makes every route but the open ones need a verified
+	// client certificate.
+	ClientCertAuth bool
 }
 
 // Server is one node's HTTP API.
@@ -40,6 +53,7 @@ type Server struct {
 	fsm     *fsm.FSM
 	lead    *leader.Leader
 	client  *http.Client
+	scheme  string // of every member's API: https when this node serves TLS
 	metrics *metrics
 	handler http.Handler
 
@@ -62,7 +76,11 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead, client: newHTTPClient()}
+	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead, client: newHTTPClient(cfg.NodeTLS)}
+	s.scheme = "http"
+	if cfg.TLS != nil {
+		s.scheme = "https"
+	}
 	s.metrics = newMetrics(cfg.Registry)
 	s.handler = s.routes()
 	return s
@@ -85,8 +103,12 @@ func Listen(addr string) (net.Listener, error) {
 
 // Attach makes the API answer on ln once Serve runs.
 func (s *Server) Attach(ln net.Listener) {
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS.ServerConfig(tls.VersionTLS12, false, nil))
+	}
 	s.ln = ln
 	s.httpSrv = &http.Server{
+		MaxHeaderBytes:    64 << 10,
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

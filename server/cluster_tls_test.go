@@ -1,0 +1,115 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metasrv/metasrv/server/certs"
+	"github.com/metasrv/metasrv/server/certs/certstest"
+)
+
+// tlsConfig puts a test node's API under HTTPS with --client-cert-auth and
+// its raft port under mutual TLS, with certificates from pki.
+func tlsConfig(t *testing.T, pki *certstest.PKI) func(*Config) {
+	return func(c *Config) {
+		files := pki.Node(c.NodeID)
+		c.PeerTLS = certstest.Source(t, files)
+		c.ServerTLS = certstest.Source(t, files)
+		c.ClientCertAuth = true
+	}
+}
+
+// httpsClient presents files' certificate (none when Cert is empty) and
+// trusts files' CA.
+func httpsClient(t *testing.T, files certs.Files) *http.Client {
+	src := certstest.Source(t, files)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialTLSContext: src.DialTLS(d, tls.VersionTLS12, nil)}}
+}
+
+func TestTLSClientCertAuthSeedCurlsOnEveryNode(t *testing.T) {
+	pki := certstest.New(t, "cluster")
+	alice := httpsClient(t, pki.Client("alice"))
+	c := startClusterWith(t, 3, alice, tlsConfig(t, pki))
+	// The seed's three calls, each through every node (followers forward
+	// over HTTPS with their member certificate).
+	for _, tn := range c.nodes {
+		for _, enable := range []bool{true, false} {
+			var got struct {
+				Enabled bool `json:"enabled"`
+			}
+			c.mustJSON(tn, http.MethodPost, fmt.Sprintf("/admin/maintenance?enable=%t", enable), nil, http.StatusOK, &got)
+			if got.Enabled != enable {
+				t.Fatalf("set %t through %s: %+v", enable, tn.id, got)
+			}
+			for _, reader := range c.nodes {
+				c.mustJSON(reader, http.MethodGet, "/admin/maintenance", nil, http.StatusOK, &got)
+				if got.Enabled != enable {
+					t.Fatalf("read through %s after a write through %s: %+v", reader.id, tn.id, got)
+				}
+			}
+		}
+	}
+}
+
+func TestTLSClientCertAuthRefusals(t *testing.T) {
+	pki := certstest.New(t, "cluster")
+	other := certstest.New(t, "other")
+	c := startClusterWith(t, 3, httpsClient(t, pki.Client("alice")), tlsConfig(t, pki))
+	f := c.follower()
+	noCert := &tcluster{t: t, client: httpsClient(t, certs.Files{CA: []string{pki.CAFile}})}
+	datanode := &tcluster{t: t, client: httpsClient(t, pki.Datanode(7))}
+
+	for _, path := range []string{"/admin/health", "/admin/ready", "/health", "/ready", "/v1/health", "/status"} {
+		if r := noCert.do(f, http.MethodGet, path, nil); r.status != http.StatusOK {
+			t.Errorf("open route %s without a certificate: %s, want 200", path, r)
+		}
+	}
+	for _, tc := range []struct {
+		method, path string
+	}{
+		{http.MethodGet, "/admin/maintenance"},
+		{http.MethodPost, "/admin/maintenance?enable=true"},
+		{http.MethodPost, "/admin/maintenance/enable"},
+		{http.MethodGet, "/admin/cluster"},
+		{http.MethodGet, "/metrics"},
+		{http.MethodPost, "/v1/heartbeat"},
+	} {
+		r := noCert.do(f, tc.method, tc.path, nil)
+		if r.status != http.StatusUnauthorized || r.code() != "unauthorized" {
+			t.Errorf("%s %s without a certificate: %s, want 401 unauthorized", tc.method, tc.path, r)
+		}
+	}
+	// A datanode's certificate heartbeats and does nothing else.
+	if r := datanode.do(f, http.MethodPost, "/admin/maintenance?enable=true", nil); r.status != http.StatusForbidden {
+		t.Errorf("maintenance with a datanode certificate: %s, want 403", r)
+	}
+	if r := datanode.do(f, http.MethodPost, "/v1/heartbeat", `{"id":7,"addr":"127.0.0.1:1","node_epoch":1,"seq":1}`); r.status == http.StatusUnauthorized || r.status == http.StatusForbidden {
+		t.Errorf("heartbeat with a datanode certificate: %s", r)
+	}
+	// A certificate of another CA fails the handshake; so does plain HTTP.
+	foreign := &tcluster{t: t, client: httpsClient(t, certs.Files{Cert: other.Client("mallory").Cert, Key: other.Client("mallory").Key, CA: []string{pki.CAFile}})}
+	if r := foreign.do(f, http.MethodGet, "/admin/health", nil); r.status != 0 {
+		t.Errorf("a client certificate of another CA: %s, want a refused handshake", r)
+	}
+	plain := &tcluster{t: t}
+	if r := plain.do(f, http.MethodGet, "/admin/health", nil); r.status == http.StatusOK {
+		t.Errorf("plain HTTP to the HTTPS API: %s", r)
+	}
+	// The write refused above changed nothing.
+	var got struct {
+		Enabled bool `json:"enabled"`
+	}
+	c.mustJSON(f, http.MethodGet, "/admin/maintenance", nil, http.StatusOK, &got)
+	if got.Enabled {
+		t.Fatal("a refused write enabled maintenance")
+	}
+	if !strings.HasPrefix(f.url, "https://") {
+		t.Fatalf("url %s", f.url)
+	}
+}
