@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/metasrv/metasrv/cmd/datanode/agent"
 	"github.com/metasrv/metasrv/cmd/internal/cli"
+	"github.com/metasrv/metasrv/server/certs"
 )
 
 var version = "dev"
@@ -49,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	metasrvCA := fs.String("metasrv-ca-file", "", "CA (bundle) that signs metasrv's API certificates: heartbeats go over HTTPS, verified")
+	certFile := fs.String("cert-file", "", "this datanode's certificate (role metasrv-datanode, CN datanode-<id>): presented to metasrv, and served by /regions and /health (HTTPS)")
+	keyFile := fs.String("key-file", "", "key of --cert-file")
+	insecure := fs.Bool("insecure", false, "allow plaintext on a non-loopback --addr or towards a non-loopback --metasrv")
 	if err := cli.ApplyEnv(fs, "DATANODE_", "version"); err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
 		return 2
@@ -100,9 +106,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "datanode: --metasrv is required")
 		return 2
 	}
+	src, err := datanodeTLS(*metasrvCA, *certFile, *keyFile, n)
+	if err != nil {
+		fmt.Fprintf(stderr, "datanode: %v\n", err)
+		return 2
+	}
+	if err := checkPlaintext(*addr, metas, src, *insecure); err != nil {
+		fmt.Fprintf(stderr, "datanode: %v\n", err)
+		return 2
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "datanode", Level: hclog.LevelFromString(*logLevel), JSONFormat: *logJSON,
 		Output: stderr, TimeFormat: "2006-01-02T15:04:05.000Z07:00"})
-	a, err := agent.New(agent.Config{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log})
+	var metasrvTLS *certs.Source
+	if *metasrvCA != "" {
+		metasrvTLS = src
+	}
+	a, err := agent.New(agent.Config{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log, TLS: metasrvTLS})
 	if err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
 		return 1
@@ -111,6 +130,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "datanode: listen on --addr %s: %v\n", *addr, err)
 		return 1
+	}
+	if src != nil && src.HasCert() {
+		ln = tls.NewListener(ln, src.ServerConfig(tls.VersionTLS12, false, nil))
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /regions", func(w http.ResponseWriter, _ *http.Request) {
@@ -121,7 +143,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("OK"))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
@@ -130,6 +153,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if src != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		report := func(changed bool, err error) {
+			if err != nil {
+				log.Error("certificate reload failed; keeping the previous files' content", "error", err)
+			} else if changed {
+				log.Info("certificates reloaded")
+			}
+		}
+		go func() {
+			for range hup {
+				report(src.Reload())
+			}
+		}()
+		go src.Watch(ctx, 30*time.Second, report)
+	}
 	s := <-sigs
 	log.Info("shutting down", "signal", s.String())
 	cancel()
@@ -138,6 +178,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	return 0
+}
+
+// datanodeTLS loads the datanode's certificate files, if any.
+func datanodeTLS(caFile, certFile, keyFile string, id uint64) (*certs.Source, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile != "" && caFile == "" {
+		return nil, fmt.Errorf("--cert-file needs --metasrv-ca-file (a certificate is presented only over verified HTTPS)")
+	}
+	f := certs.Files{Cert: certFile, Key: keyFile}
+	if caFile != "" {
+		f.CA = []string{caFile}
+	}
+	src, err := certs.Load(f)
+	if err != nil {
+		return nil, err
+	}
+	if leaf := src.Leaf(); leaf != nil {
+		if got, want := certs.IdentityOf(leaf), (certs.Identity{Role: certs.RoleDatanode, Name: certs.DatanodeName(id)}); got != want {
+			return nil, fmt.Errorf("--cert-file %s is for %s; datanode %d needs %s", certFile, got, id, want)
+		}
+	}
+	return src, nil
+}
+
+// checkPlaintext refuses plaintext off loopback unless --insecure.
+func checkPlaintext(addr string, metas []string, src *certs.Source, insecure bool) error {
+	if insecure {
+		return nil
+	}
+	if (src == nil || !src.HasCert()) && !certs.LoopbackAddr(addr) {
+		return fmt.Errorf("refusing plaintext off loopback: --addr %s is not loopback; set --cert-file and --key-file, or --insecure", addr)
+	}
+	if src == nil || len(src.Files().CA) == 0 {
+		for _, m := range metas {
+			if !certs.LoopbackAddr(m) {
+				return fmt.Errorf("refusing plaintext off loopback: --metasrv %s is not loopback; set --metasrv-ca-file, or --insecure", m)
+			}
+		}
+	}
+	return nil
 }
 
 func usage(out io.Writer, fs *flag.FlagSet) {
@@ -157,7 +239,19 @@ func probe(args []string, stdout, stderr io.Writer) int {
 	}
 	host := cli.LocalAddr(*addr)
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + host + "/health")
+	scheme := "http://"
+	// With its own certificate the datanode serves HTTPS; verify it with
+	// the cluster CA it trusts for metasrv.
+	if os.Getenv("DATANODE_CERT_FILE") != "" {
+		src, err := certs.Load(certs.Files{CA: []string{os.Getenv("DATANODE_METASRV_CA_FILE")}})
+		if err != nil {
+			fmt.Fprintf(stderr, "datanode health: DATANODE_CERT_FILE is set: %v\n", err)
+			return 2
+		}
+		scheme = "https://"
+		c.Transport = &http.Transport{DialTLSContext: src.DialTLS(&net.Dialer{Timeout: 3 * time.Second}, tls.VersionTLS12, nil)}
+	}
+	resp, err := c.Get(scheme + host + "/health")
 	if err != nil {
 		fmt.Fprintf(stderr, "datanode health: %v\n", err)
 		return 1

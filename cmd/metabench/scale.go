@@ -73,7 +73,7 @@ func (s *simNode) heartbeat(ctx context.Context, c *http.Client, la *leaderAddr,
 		hb.Regions = append(hb.Regions, id)
 	}
 	slices.Sort(hb.Regions)
-	out, hint, err := agent.Send(ctx, c, addr, hb)
+	out, hint, err := agent.Send(ctx, c, "http://"+addr, hb)
 	var se *agent.StatusError
 	if errors.As(err, &se) {
 		if se.Code == http.StatusServiceUnavailable && hint != "" {

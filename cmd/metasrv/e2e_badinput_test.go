@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/certs/certstest"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -310,4 +312,48 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// Plaintext is for loopback only: off loopback without TLS or --insecure
+// the node exits 2 naming the flags it needs; so do unusable certificates.
+func TestPlaintextOffLoopbackAndBadCertificatesExit2(t *testing.T) {
+	dir := t.TempDir()
+	pki := certstest.New(t, "cluster")
+	n1 := pki.Node("n1")
+	base := []string{"--node-id", "n1", "--data-dir", filepath.Join(dir, "data")}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"raft on every interface", []string{"--rpc-addr", "127.0.0.2:17198", "--raft-addr", "0.0.0.0:17199", "--advertise-raft-addr", "10.1.1.1:17199"},
+			"--peer-cert-file, --peer-key-file and --peer-trusted-ca-file"},
+		{"API on every interface", []string{"--rpc-addr", "0.0.0.0:17198", "--advertise-rpc-addr", "10.1.1.1:17198", "--raft-addr", "127.0.0.2:17199"},
+			"--cert-file and --key-file"},
+		{"peer files incomplete", []string{"--rpc-addr", "127.0.0.2:17198", "--raft-addr", "127.0.0.2:17199", "--peer-cert-file", n1.Cert}, "--peer-key-file"},
+		{"peer certificate of another id", []string{"--node-id", "n2", "--rpc-addr", "127.0.0.2:17198", "--raft-addr", "127.0.0.2:17199",
+			"--peer-cert-file", n1.Cert, "--peer-key-file", n1.Key, "--peer-trusted-ca-file", pki.CAFile}, "not --node-id"},
+		{"missing certificate file", []string{"--rpc-addr", "127.0.0.2:17198", "--raft-addr", "127.0.0.2:17199", "--cert-file", filepath.Join(dir, "none.crt"), "--key-file", n1.Key}, "none.crt"},
+		{"client cert auth without HTTPS", []string{"--rpc-addr", "127.0.0.2:17198", "--raft-addr", "127.0.0.2:17199", "--client-cert-auth"}, "--client-cert-auth needs HTTPS"},
+		{"accept plaintext without peer TLS", []string{"--rpc-addr", "127.0.0.2:17198", "--raft-addr", "127.0.0.2:17199", "--peer-accept-plaintext"}, "--peer-accept-plaintext needs"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, metasrvBin, append(append([]string{}, base...), tc.args...)...)
+			cmd.Env = cleanEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want 2; stderr %q", err, stderr.String())
+			}
+			msg := stderr.String()
+			if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) {
+				t.Fatalf("stderr %q: want one line naming %q", msg, tc.want)
+			}
+		})
+	}
 }

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -25,6 +28,26 @@ type Config struct {
 	DataDir string   // where the open regions are kept across restarts ("": nowhere)
 	Logger  hclog.Logger
 	Now     func() time.Time // default time.Now
+	// TLS, when set, makes heartbeats HTTPS: metasrv is verified against
+	// its CA and by the host dialled, and its certificate (role
+	// metasrv-datanode, CN datanode-<id>), if any, is presented.
+	TLS *certs.Source
+}
+
+func newClient(src *certs.Source) *http.Client {
+	if src == nil {
+		return &http.Client{}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialTLSContext: src.DialTLS(d, tls.VersionTLS12, nil),
+		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
+}
+
+func (a *Agent) scheme() string {
+	if a.cfg.TLS != nil {
+		return "https://"
+	}
+	return "http://"
 }
 
 // Agent is the datanode's heartbeat loop and region set. It serves a
@@ -52,7 +75,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, client: &http.Client{}, start: cfg.Now(),
+	a := &Agent{cfg: cfg, log: cfg.Logger, client: newClient(cfg.TLS), start: cfg.Now(),
 		open: map[uint64]bool{}, interval: defaultInterval}
 	if err := a.load(); err != nil {
 		return nil, err
@@ -165,7 +188,7 @@ func (a *Agent) heartbeat(ctx context.Context, sent time.Time, interval time.Dur
 func (a *Agent) send(ctx context.Context, addr string, hb wire.Heartbeat, timeout time.Duration) (wire.HeartbeatResponse, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return Send(ctx, a.client, addr, hb)
+	return Send(ctx, a.client, a.scheme()+addr, hb)
 }
 
 // apply obeys a heartbeat answer: close what it no longer owns, open what

@@ -24,16 +24,17 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("status %d: %s", e.Code, bytes.TrimSpace(e.Body))
 }
 
-// Send posts one heartbeat to the metasrv at addr (HOST:PORT) with c,
+// Send posts one heartbeat to the metasrv at base (http:// or https://
+// and HOST:PORT) with c,
 // bounded by ctx, and decodes a 200 answer. Any other answer is a
 // *StatusError, and hint is the leader's RPC address it names (a
 // not_leader answer does), or "".
-func Send(ctx context.Context, c *http.Client, addr string, hb wire.Heartbeat) (resp wire.HeartbeatResponse, hint string, err error) {
+func Send(ctx context.Context, c *http.Client, base string, hb wire.Heartbeat) (resp wire.HeartbeatResponse, hint string, err error) {
 	body, err := json.Marshal(hb)
 	if err != nil {
 		return resp, "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/heartbeat", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/heartbeat", bytes.NewReader(body))
 	if err != nil {
 		return resp, "", err
 	}
