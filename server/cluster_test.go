@@ -33,9 +33,9 @@ type tnode struct {
 type tcluster struct {
 	t      *testing.T
 	client *http.Client // nil: http.DefaultClient
-	nodes []*tnode
-	mu    sync.Mutex
-	fatal []error
+	nodes  []*tnode
+	mu     sync.Mutex
+	fatal  []error
 }
 
 // testConfig is a node's configuration in an in-process cluster; mutate

@@ -37,6 +37,12 @@ type Config struct {
 	AdvertiseRPCAddr  string // what others dial; default RPCAddr
 	AdvertiseRaftAddr string // default RaftAddr; may be a host name
 	DataDir           string
+	// HTTPAddr, when set, is the GreptimeDB-style HTTP port: GreptimeDB
+	// v0.17+'s maintenance, procedure and health routes only.
+	HTTPAddr string
+	// HTTPGreptimeCompat makes that port plaintext and credential-free for
+	// GreptimeDB's operator; its writes record the identity greptime-compat.
+	HTTPGreptimeCompat bool
 
 	Peers               []Peer
 	InitialClusterState string
@@ -238,6 +244,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--%s-addr %q listens on every interface: set --advertise-%s-addr to an address other nodes can dial", a.flag, a.listen, a.flag)
 		}
 	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr %q: want HOST:PORT: %v", c.HTTPAddr, err)
+		}
+	} else if c.HTTPGreptimeCompat {
+		return fmt.Errorf("--http-greptime-compat needs --http-addr")
+	}
 	if err := c.checkPlaintext(); err != nil {
 		return err
 	}
@@ -319,6 +332,9 @@ func (c *Config) checkPlaintext() error {
 	var need []string
 	if c.ServerTLS == nil && !certs.LoopbackAddr(c.RPCAddr) {
 		need = append(need, fmt.Sprintf("--cert-file and --key-file (--rpc-addr %s is not loopback)", c.RPCAddr))
+	}
+	if c.HTTPAddr != "" && c.ServerTLS == nil && !c.HTTPGreptimeCompat && !certs.LoopbackAddr(c.HTTPAddr) {
+		need = append(need, fmt.Sprintf("--cert-file and --key-file, or --http-greptime-compat (--http-addr %s is not loopback)", c.HTTPAddr))
 	}
 	if c.PeerTLS == nil && !certs.LoopbackAddr(c.RaftAddr) {
 		need = append(need, fmt.Sprintf("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file (--raft-addr %s is not loopback)", c.RaftAddr))

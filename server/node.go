@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -102,6 +103,15 @@ func New(cfg Config) (*Node, error) {
 		TLS: cfg.ServerTLS, NodeTLS: nodeTLS, ClientCertAuth: cfg.ClientCertAuth,
 	}, rn, lead)
 	api.Attach(ln)
+	if cfg.HTTPAddr != "" {
+		gln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			ln.Close()
+			_ = rn.Close(context.Background())
+			return nil, fmt.Errorf("listen on --http-addr %s: %w", cfg.HTTPAddr, err)
+		}
+		api.AttachGreptime(gln, cfg.HTTPGreptimeCompat)
+	}
 	return &Node{cfg: cfg, raft: rn, lead: lead, api: api, sources: sources}, nil
 }
 
@@ -192,6 +202,9 @@ func (n *Node) watchCertificates(ctx context.Context) {
 
 // Addr returns the bound HTTP address.
 func (n *Node) Addr() string { return n.api.Addr() }
+
+// HTTPAddr returns the bound address of the GreptimeDB-style port, or "".
+func (n *Node) HTTPAddr() string { return n.api.GreptimeAddr() }
 
 // FSM exposes the replicated state to leader workers and tests.
 func (n *Node) FSM() *fsm.FSM { return n.raft.FSM() }

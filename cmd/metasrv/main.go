@@ -127,6 +127,8 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", server.DefaultRaftAddr, "raft TCP listen address")
 	fs.StringVar(&cfg.AdvertiseRPCAddr, "advertise-rpc-addr", "", "HTTP address other nodes and clients dial (default --rpc-addr; required when listening on 0.0.0.0; host names allowed)")
 	fs.StringVar(&cfg.AdvertiseRaftAddr, "advertise-raft-addr", "", "raft address other nodes dial (default --raft-addr; required when listening on 0.0.0.0; host names resolved at each dial)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "GreptimeDB-style HTTP port (GreptimeDB's :4000): only GreptimeDB v0.17+'s maintenance, procedure-manager and health routes, with their semantics; off when empty")
+	fs.BoolVar(&cfg.HTTPGreptimeCompat, "http-greptime-compat", false, "serve --http-addr in plain HTTP with no credentials, for GreptimeDB's operator (writes record greptime-compat); restrict who reaches it in the network (a NetworkPolicy)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the raft log, snapshots and member directory")
 	fs.StringVar(&peers, "peers", "", "initial cluster, the same on every initial member: ID=RAFTADDR,ID=RAFTADDR,...")
 	fs.StringVar(&cfg.InitialClusterState, "initial-cluster-state", server.ClusterStateNew, "new: bootstrap from --peers if the data dir is empty; existing: never bootstrap (wait to be added)")

@@ -172,9 +172,13 @@ func (s *Server) certAllowed(path string, r *http.Request) error {
 
 func ptr[T any](v T) *T { return &v }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() http.Handler { return s.router(s.apiRoutes(), "", s.certAllowed) }
+
+// router serves routes; metrics label each route with prefix + its path.
+// gate, when set, may refuse a request before its endpoint runs.
+func (s *Server) router(routes []route, prefix string, gate func(path string, r *http.Request) error) http.Handler {
 	r := mux.NewRouter()
-	for _, rt := range s.apiRoutes() {
+	for _, rt := range routes {
 		rt := rt
 		var allow []string
 		for m := range rt.methods {
@@ -185,7 +189,7 @@ func (s *Server) routes() http.Handler {
 		}
 		sort.Strings(allow)
 		allowHdr := strings.Join(allow, ", ")
-		r.Handle(rt.path, s.instrument(rt.path, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.Handle(rt.path, s.instrument(prefix+rt.path, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			method := req.Method
 			if method == http.MethodHead {
 				method = http.MethodGet
@@ -200,14 +204,16 @@ func (s *Server) routes() http.Handler {
 					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))
 				return
 			}
-			if err := s.certAllowed(rt.path, req); err != nil {
-				writeError(w, err)
-				return
+			if gate != nil {
+				if err := gate(rt.path, req); err != nil {
+					writeError(w, err)
+					return
+				}
 			}
 			s.serveEndpoint(w, req, ep)
 		})))
 	}
-	r.NotFoundHandler = s.instrument("unknown", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.NotFoundHandler = s.instrument(prefix+"unknown", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, codeNotFound, "no route %s %s", req.Method, req.URL.Path))
 	}))
 	return r

@@ -59,6 +59,9 @@ type Server struct {
 
 	httpSrv *http.Server
 	ln      net.Listener
+	// The GreptimeDB-style port (--http-addr), if any.
+	greptimeSrv *http.Server
+	greptimeLn  net.Listener
 	// newConns are accepted connections that have not sent a request yet;
 	// Shutdown would wait up to 5 s for them, so Shutdown closes them itself.
 	connMu   sync.Mutex
@@ -123,6 +126,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve answers requests until Shutdown; it returns nil once closed.
 func (s *Server) Serve() error {
+	if s.greptimeSrv != nil {
+		go func() {
+			if err := s.greptimeSrv.Serve(s.greptimeLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("the --http-addr server stopped", "error", err)
+			}
+		}()
+	}
 	err := s.httpSrv.Serve(s.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -139,8 +149,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.closeNewConns()
 	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := s.httpSrv.Shutdown(hctx); err != nil {
-		s.httpSrv.Close()
+	for _, srv := range []*http.Server{s.greptimeSrv, s.httpSrv} {
+		if srv != nil && srv.Shutdown(hctx) != nil {
+			srv.Close()
+		}
 	}
 }
 
