@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,4 +116,84 @@ func TestTLSClientCertAuthRefusals(t *testing.T) {
 	if !strings.HasPrefix(f.url, "https://") {
 		t.Fatalf("url %s", f.url)
 	}
+}
+
+// After a reload that drops a CA, an open connection whose client
+// certificate that CA signed is closed, not left to serve.
+func TestTLSReloadClosesConnectionsOfDroppedCA(t *testing.T) {
+	pki := certstest.New(t, "cluster")
+	old := certstest.New(t, "old")
+	// The node trusts a bundle of both CAs for clients.
+	bundle := filepath.Join(t.TempDir(), "clients.crt")
+	writeBundle := func(files ...string) {
+		var b []byte
+		for _, f := range files {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, pem...)
+		}
+		if err := os.WriteFile(bundle, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeBundle(pki.CAFile, old.CAFile)
+	c := startClusterWith(t, 1, httpsClient(t, pki.Client("alice")), func(cfg *Config) {
+		files := pki.Node(cfg.NodeID)
+		cfg.PeerTLS = certstest.Source(t, files)
+		cfg.ServerTLS = certstest.Source(t, certs.Files{Cert: files.Cert, Key: files.Key, CA: []string{bundle, pki.CAFile}})
+		cfg.ClientCertAuth = true
+	})
+	n := c.nodes[0]
+	mallory := old.Client("mallory")
+	oldClient := &tcluster{t: t, client: httpsClient(t, certs.Files{Cert: mallory.Cert, Key: mallory.Key, CA: []string{pki.CAFile}})}
+	if r := oldClient.do(n, http.MethodGet, "/admin/maintenance", nil); r.status != http.StatusOK {
+		t.Fatalf("old CA's client before the rotation: %s", r)
+	}
+	// Its keep-alive connection is open; drop the old CA and reload.
+	var closed atomic.Int32
+	oldClient.client.Transport.(*http.Transport).DialTLSContext = countClose(oldClient.client.Transport.(*http.Transport).DialTLSContext, &closed)
+	oldClient.client.CloseIdleConnections()
+	if r := oldClient.do(n, http.MethodGet, "/admin/maintenance", nil); r.status != http.StatusOK {
+		t.Fatalf("old CA's client on a new connection: %s", r)
+	}
+	writeBundle(pki.CAFile)
+	if err := n.node.ReloadCertificates(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the old CA's connection closed", func() error {
+		if closed.Load() == 0 {
+			return errorf("still open")
+		}
+		return nil
+	})
+	if r := oldClient.do(n, http.MethodGet, "/admin/maintenance", nil); r.status != 0 {
+		t.Fatalf("old CA's client after the rotation: %s, want a refused handshake", r)
+	}
+}
+
+// countClose wraps a TLS dialer so the test sees when the server closes
+// the connection (a read returns an error).
+func countClose(dial func(ctx context.Context, network, addr string) (net.Conn, error), closed *atomic.Int32) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &closeWatch{Conn: c, closed: closed}, nil
+	}
+}
+
+type closeWatch struct {
+	net.Conn
+	closed *atomic.Int32
+}
+
+func (c *closeWatch) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.closed.Add(1)
+	}
+	return n, err
 }

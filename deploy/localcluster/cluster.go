@@ -49,6 +49,11 @@ type Options struct {
 	Datanodes int
 	// DatanodeArgs are extra flags for every datanode.
 	DatanodeArgs []string
+	// TLS runs the cluster as production does: a CA and certificates
+	// under Dir/certs, mutual TLS on the raft port, HTTPS with
+	// --client-cert-auth, datanodes with certificates, and a Client that
+	// presents an operator certificate.
+	TLS bool
 }
 
 // Cluster is a set of metasrv processes.
@@ -59,6 +64,8 @@ type Cluster struct {
 	nodes  []*Node
 	dns    []*Datanode
 	Client *http.Client
+	// PKI is the cluster's certificates when Options.TLS is set.
+	PKI *PKI
 }
 
 // Node is one metasrv process (running or not).
@@ -76,6 +83,7 @@ type Node struct {
 	exited chan struct{}
 	env    []string
 	bin    string
+	scheme string // of URL: http:// or https://
 	// stripEnv lists prefixes of inherited environment variables the
 	// process must not see (a reference system's own config variables).
 	stripEnv []string
@@ -99,6 +107,13 @@ func Start(opts Options) (*Cluster, error) {
 	if err := c.pickPrefix(); err != nil {
 		return nil, err
 	}
+	if opts.TLS {
+		var err error
+		if c.PKI, err = newPKI(filepath.Join(opts.Dir, "certs")); err != nil {
+			return nil, fmt.Errorf("certificates: %w", err)
+		}
+		c.Client.Transport = c.PKI.clientTransport()
+	}
 	var peers []string
 	for i := 1; i <= opts.Nodes; i++ {
 		n := c.newNode(i)
@@ -107,6 +122,9 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	for _, n := range c.nodes {
 		n.Args = append(n.baseArgs(), "--peers", strings.Join(peers, ","))
+		if err := c.addTLS(n); err != nil {
+			return nil, err
+		}
 		n.Args = append(n.Args, opts.Args...)
 		if err := n.Start(); err != nil {
 			c.Close()
@@ -162,11 +180,25 @@ func (c *Cluster) newNode(i int) *Node {
 		ID: fmt.Sprintf("n%d", i), Host: host,
 		RPCAddr:  fmt.Sprintf("%s:%d", host, RPCPort),
 		RaftAddr: fmt.Sprintf("%s:%d", host, RaftPort),
-		env:      c.opts.Env, bin: c.opts.Bin,
+		env:      c.opts.Env, bin: c.opts.Bin, scheme: c.scheme(),
 	}
 	n.DataDir = filepath.Join(c.opts.Dir, n.ID)
 	n.LogPath = filepath.Join(c.opts.Dir, n.ID+".log")
 	return n
+}
+
+// addTLS gives a TLS cluster's node its certificate flags and environment.
+func (c *Cluster) addTLS(n *Node) error {
+	if c.PKI == nil {
+		return nil
+	}
+	args, err := c.nodeTLSArgs(n)
+	if err != nil {
+		return fmt.Errorf("%s certificate: %w", n.ID, err)
+	}
+	n.Args = append(n.Args, args...)
+	n.env = append(append([]string(nil), n.env...), c.nodeTLSEnv(n)...)
+	return nil
 }
 
 func (n *Node) baseArgs() []string {
@@ -181,6 +213,9 @@ func (c *Cluster) AddNode(joinVia ...string) *Node {
 	defer c.mu.Unlock()
 	n := c.newNode(len(c.nodes) + 1)
 	n.Args = append(n.baseArgs(), "--join", strings.Join(joinVia, ","))
+	if err := c.addTLS(n); err != nil {
+		panic(err) // only the test's temporary directory can fail here
+	}
 	n.Args = append(n.Args, c.opts.Args...)
 	c.nodes = append(c.nodes, n)
 	return n
@@ -342,7 +377,22 @@ func (n *Node) Pause() error  { return n.signal(syscall.SIGSTOP) }
 func (n *Node) Resume() error { return n.signal(syscall.SIGCONT) }
 
 // URL returns the node's base URL plus path.
-func (n *Node) URL(path string) string { return "http://" + n.RPCAddr + path }
+func (n *Node) URL(path string) string {
+	if n.scheme == "" {
+		return "http://" + n.RPCAddr + path
+	}
+	return n.scheme + n.RPCAddr + path
+}
+
+func (c *Cluster) scheme() string {
+	if c.opts.TLS {
+		return "https://"
+	}
+	return "http://"
+}
+
+// Reload sends SIGHUP: the node re-reads its certificate files.
+func (n *Node) Reload() error { return n.signal(syscall.SIGHUP) }
 
 // Do sends a request to the node and returns status and body.
 func (c *Cluster) Do(ctx context.Context, method, url string, body []byte, headers ...string) (int, []byte, error) {

@@ -21,7 +21,8 @@ type Datanode struct {
 	LogPath string
 	Args    []string // full argument list used by Start
 
-	proc *Node // the process machinery shared with metasrv nodes
+	proc   *Node  // the process machinery shared with metasrv nodes
+	scheme string // of URL; "" is http://
 }
 
 func (c *Cluster) datanodeHost(i int) string {
@@ -45,6 +46,14 @@ func (c *Cluster) AddDatanode() *Datanode {
 	}
 	d.Args = []string{"--id", fmt.Sprint(d.ID), "--addr", d.Addr, "--metasrv", strings.Join(metas, ","),
 		"--data-dir", d.DataDir, "--log-level", "debug"}
+	if c.PKI != nil {
+		args, err := c.datanodeTLSArgs(d)
+		if err != nil {
+			panic(err) // only the test's temporary directory can fail here
+		}
+		d.Args = append(d.Args, args...)
+		d.scheme = "https://"
+	}
 	d.Args = append(d.Args, c.opts.DatanodeArgs...)
 	d.proc = &Node{ID: name, Host: host, DataDir: d.DataDir, LogPath: d.LogPath, env: c.opts.Env, bin: c.opts.DatanodeBin}
 	c.dns = append(c.dns, d)
@@ -93,7 +102,12 @@ func (d *Datanode) Pause() error  { return d.proc.Pause() }
 func (d *Datanode) Resume() error { return d.proc.Resume() }
 
 // URL returns the datanode's base URL plus path.
-func (d *Datanode) URL(path string) string { return "http://" + d.Addr + path }
+func (d *Datanode) URL(path string) string {
+	if d.scheme == "" {
+		return "http://" + d.Addr + path
+	}
+	return d.scheme + d.Addr + path
+}
 
 // Regions asks the datanode which regions it serves now (GET /regions).
 func (c *Cluster) Regions(d *Datanode) ([]uint64, error) {

@@ -88,6 +88,7 @@ func (s *Server) AttachGreptime(ln net.Listener, compat bool) {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          s.log.Named("http-greptime").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnState:         s.trackConn,
 	}
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -66,6 +67,9 @@ type Server struct {
 	// Shutdown would wait up to 5 s for them, so Shutdown closes them itself.
 	connMu   sync.Mutex
 	newConns map[net.Conn]bool
+	// conns are all open connections, for closing those whose client
+	// certificate a reloaded CA no longer trusts.
+	conns map[net.Conn]bool
 }
 
 // New builds the API over node and its leader-only work.
@@ -86,6 +90,9 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 	}
 	s.metrics = newMetrics(cfg.Registry)
 	s.handler = s.routes()
+	if cfg.TLS != nil {
+		cfg.TLS.OnChange(s.dropUntrusted)
+	}
 	return s
 }
 
@@ -160,12 +167,45 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.newConns == nil {
-		s.newConns = map[net.Conn]bool{}
+		s.newConns, s.conns = map[net.Conn]bool{}, map[net.Conn]bool{}
 	}
 	if st == http.StateNew {
 		s.newConns[c] = true
 	} else {
 		delete(s.newConns, c)
+	}
+	switch st {
+	case http.StateNew:
+		s.conns[c] = true
+	case http.StateClosed, http.StateHijacked:
+		delete(s.conns, c)
+	}
+}
+
+// dropUntrusted closes connections whose client certificate no longer
+// verifies after a reload (a CA dropped from the bundle): the client must
+// handshake again, and is refused.
+func (s *Server) dropUntrusted() {
+	s.connMu.Lock()
+	var open []*tls.Conn
+	for c := range s.conns {
+		if tc, ok := c.(*tls.Conn); ok {
+			open = append(open, tc)
+		}
+	}
+	s.connMu.Unlock()
+	for _, c := range open {
+		// ConnectionState waits for a handshake in progress: not here.
+		go s.dropIfUntrusted(c)
+	}
+}
+
+func (s *Server) dropIfUntrusted(c *tls.Conn) {
+	st := c.ConnectionState()
+	if st.HandshakeComplete && len(st.PeerCertificates) > 0 && !s.cfg.TLS.Trusted(st.PeerCertificates, x509.ExtKeyUsageClientAuth) {
+		s.log.Info("closing a connection whose client certificate is no longer trusted",
+			"remote", c.RemoteAddr().String(), "subject", st.PeerCertificates[0].Subject.String())
+		c.Close()
 	}
 }
 
