@@ -70,6 +70,11 @@ type Config struct {
 	ServerTLS           *certs.Source // HTTPS API (--cert-file, --key-file, --trusted-ca-file)
 	ClientCertAuth      bool          // every route but the open ones needs a verified client certificate
 	Insecure            bool          // allow plaintext off loopback
+	// MaxConnections caps open API connections (both ports together);
+	// RequestTimeout bounds one request (raised to cover LeaderWait plus
+	// ApplyTimeout).
+	MaxConnections int
+	RequestTimeout time.Duration
 	// CertPollInterval is how often certificate files are checked for new
 	// content (Kubernetes swaps a Secret's files without a signal).
 	CertPollInterval time.Duration
@@ -154,6 +159,11 @@ const (
 	DefaultBalancerCooldown        = 5 * time.Minute
 
 	DefaultCertPollInterval = 30 * time.Second
+	DefaultMaxConnections   = 16384
+	DefaultRequestTimeout   = 10 * time.Second
+	// datanodeConnBudget is how many API connections the datanodes of a
+	// large cluster may hold (one each), warned about below.
+	datanodeConnBudget = 10000 + 1024
 )
 
 func (c *Config) setDefaults() {
@@ -190,6 +200,10 @@ func (c *Config) setDefaults() {
 	setDur(&c.FailoverTick, DefaultFailoverTick)
 	setDur(&c.RegionLease, 3*c.HeartbeatInterval+time.Second)
 	setDur(&c.CertPollInterval, DefaultCertPollInterval)
+	setDur(&c.RequestTimeout, DefaultRequestTimeout)
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = DefaultFailureThreshold
 	}

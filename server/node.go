@@ -45,8 +45,12 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if err := privateDataDir(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MaxConnections < datanodeConnBudget {
+		cfg.Logger.Warn("--max-connections is below what a cluster of 10 000 datanodes needs (one connection each, plus 1 024 for operators and members)",
+			"max_connections", cfg.MaxConnections, "suggested", datanodeConnBudget)
 	}
 	// The API listens first, so that with port 0 the address every member
 	// records is the one the kernel chose.
@@ -101,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 		AdminToken: cfg.AdminToken, LeaderWait: cfg.LeaderWait, ApplyTimeout: cfg.ApplyTimeout,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 		TLS: cfg.ServerTLS, NodeTLS: nodeTLS, ClientCertAuth: cfg.ClientCertAuth,
+		MaxConnections: cfg.MaxConnections, RequestTimeout: cfg.RequestTimeout,
 	}, rn, lead)
 	api.Attach(ln)
 	if cfg.HTTPAddr != "" {
@@ -113,6 +118,26 @@ func New(cfg Config) (*Node, error) {
 		api.AttachGreptime(gln, cfg.HTTPGreptimeCompat)
 	}
 	return &Node{cfg: cfg, raft: rn, lead: lead, api: api, sources: sources}, nil
+}
+
+// privateDataDir makes the data dir readable by this user only. A
+// directory that cannot be changed (the root of a volume owned by someone
+// else) is warned about, not refused.
+func privateDataDir(cfg Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+			cfg.Logger.Warn("the data dir is readable by other users and cannot be made private", "dir", cfg.DataDir,
+				"mode", st.Mode().Perm().String(), "error", err)
+		}
+	}
+	return nil
 }
 
 // tlsSources lists the node's certificate sources by use and makes the one

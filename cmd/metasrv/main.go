@@ -36,6 +36,9 @@ var (
 )
 
 func main() {
+	// The raft log, snapshots and member file are the cluster's state, and
+	// key files are secrets: nothing this process creates is for others.
+	syscall.Umask(0o077)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -63,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = log
 	cfg.Version, cfg.Commit, cfg.Branch = version, commit, branch
 
+	checkFileLimit(log, cfg.MaxConnections)
 	node, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "metasrv: %v\n", err)
@@ -165,6 +169,8 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.StringVar(&tf.trustedCA, "trusted-ca-file", "", "CA (bundle) that signs client certificates (operators, tools, datanodes)")
 	fs.BoolVar(&cfg.ClientCertAuth, "client-cert-auth", false, "every route but /admin/health, /admin/ready, /health, /ready, /v1/health and /status needs a client certificate from --trusted-ca-file or the peer CA")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext HTTP and raft on addresses other than loopback")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", server.DefaultMaxConnections, "open API connections at most (both ports); each datanode holds one")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "bound on one API request (raised to cover --leader-wait plus the apply timeout)")
 	fs.DurationVar(&cfg.CertPollInterval, "cert-poll-interval", server.DefaultCertPollInterval, "how often certificate files are checked for new content (they are also re-read on SIGHUP)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")
@@ -214,6 +220,19 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 		}
 	}
 	return cfg, o, cfg.Validate()
+}
+
+// checkFileLimit warns when the open-file limit cannot hold
+// --max-connections (Go raises the soft limit to the hard one at start).
+func checkFileLimit(log hclog.Logger, maxConns int) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if need := uint64(maxConns) + 256; lim.Cur < need {
+		log.Warn("the open-file limit is below --max-connections; raise it (ulimit -n, LimitNOFILE=) or lower the flag",
+			"limit", lim.Cur, "hard_limit", lim.Max, "max_connections", maxConns)
+	}
 }
 
 // loadTLS reads the certificate files the flags name. The API trusts

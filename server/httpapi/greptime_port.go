@@ -77,15 +77,15 @@ func (s *Server) greptimeHandler(compat bool) http.Handler {
 // AttachGreptime makes the GreptimeDB-style port answer on ln once Serve
 // runs. Without compat it follows the API's TLS and credential rules.
 func (s *Server) AttachGreptime(ln net.Listener, compat bool) {
+	ln = newLimitListener(ln, s.connSem)
 	if s.cfg.TLS != nil && !compat {
 		ln = tls.NewListener(ln, s.cfg.TLS.ServerConfig(tls.VersionTLS12, false, nil))
 	}
 	s.greptimeLn = ln
 	s.greptimeSrv = &http.Server{
-		Handler:           s.greptimeHandler(compat),
+		Handler:           withDeadline(s.greptimeHandler(compat), s.cfg.RequestTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          s.log.Named("http-greptime").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		ConnState:         s.trackConn,

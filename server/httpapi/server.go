@@ -44,6 +44,11 @@ type Config struct {
 	// ClientCertAuth makes every route but the open ones need a verified
 	// client certificate.
 	ClientCertAuth bool
+	// MaxConnections caps open API connections (0: no cap).
+	MaxConnections int
+	// RequestTimeout bounds one request (0: 10 s); it is raised to cover
+	// LeaderWait plus ApplyTimeout.
+	RequestTimeout time.Duration
 }
 
 // Server is one node's HTTP API.
@@ -70,6 +75,8 @@ type Server struct {
 	// conns are all open connections, for closing those whose client
 	// certificate a reloaded CA no longer trusts.
 	conns map[net.Conn]bool
+	// connSem caps open connections over both listeners.
+	connSem chan struct{}
 }
 
 // New builds the API over node and its leader-only work.
@@ -83,6 +90,10 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	cfg.RequestTimeout = max(cfg.RequestTimeout, cfg.LeaderWait+cfg.ApplyTimeout+5*time.Second)
 	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead, client: newHTTPClient(cfg.NodeTLS)}
 	s.scheme = "http"
 	if cfg.TLS != nil {
@@ -92,6 +103,9 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 	s.handler = s.routes()
 	if cfg.TLS != nil {
 		cfg.TLS.OnChange(s.dropUntrusted)
+	}
+	if cfg.MaxConnections > 0 {
+		s.connSem = make(chan struct{}, cfg.MaxConnections)
 	}
 	return s
 }
@@ -113,15 +127,15 @@ func Listen(addr string) (net.Listener, error) {
 
 // Attach makes the API answer on ln once Serve runs.
 func (s *Server) Attach(ln net.Listener) {
+	ln = newLimitListener(ln, s.connSem)
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS.ServerConfig(tls.VersionTLS12, false, nil))
 	}
 	s.ln = ln
 	s.httpSrv = &http.Server{
 		MaxHeaderBytes:    64 << 10,
-		Handler:           s.handler,
+		Handler:           withDeadline(s.handler, s.cfg.RequestTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		ConnState:         s.trackConn,
