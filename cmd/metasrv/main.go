@@ -49,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "step-down" {
 		return stepDown(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "tls" {
+		return tlsCommand(args[1:], stdout, stderr)
+	}
 	cfg, opts, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -278,6 +281,10 @@ Usage:
   metasrv health [--addr HOST:PORT]  exit 0 if the node answers /admin/health (container health check)
   metasrv ready  [--addr HOST:PORT]  exit 0 if the node answers /admin/ready with 200
   metasrv step-down [--addr HOST:PORT]  if that node is the leader, hand leadership over (preStop hook)
+  metasrv tls ca [--dir DIR]         make a CA: DIR/ca.crt, DIR/ca.key (metasrv tls --help for all)
+  metasrv tls node --node-id ID --host NAME,IP,...  issue a member's certificate: DIR/ID.crt, DIR/ID.key
+  metasrv tls datanode --id N [--host NAME,IP,...]  issue a datanode's certificate: DIR/datanode-N.crt, .key
+  metasrv tls client --name NAME     issue an operator's client certificate: DIR/NAME.crt, DIR/NAME.key
 
 Flags (each also from the environment, e.g. --rpc-addr as METASRV_RPC_ADDR):
 `)

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -24,6 +26,9 @@ type Authority struct {
 
 // NewAuthority makes a self-signed ECDSA P-256 CA.
 func NewAuthority(name string, validity time.Duration) (*Authority, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("validity %v: must be positive", validity)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -50,36 +55,77 @@ func NewAuthority(name string, validity time.Duration) (*Authority, error) {
 	return &Authority{Cert: c, Key: key}, nil
 }
 
-// LoadAuthority reads a CA written by WriteAuthority.
+// LoadAuthority reads a CA: its certificate (PEM; in a bundle of several,
+// the one whose public key is keyFile's) and its key (PEM: PKCS #8, or EC or
+// RSA in their own forms, as openssl writes them).
 func LoadAuthority(certFile, keyFile string) (*Authority, error) {
 	cb, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
 	certs, err := parseCerts(cb)
-	if err != nil || len(certs) == 0 {
-		return nil, fmt.Errorf("%s: no CA certificate (%v)", certFile, err)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certFile, err)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", certFile)
 	}
 	kb, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
-	blk, _ := pem.Decode(kb)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM key", keyFile)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	signer, err := parseKey(kb)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
-	signer, ok := k.(crypto.Signer)
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok {
-		return nil, fmt.Errorf("%s: not a signing key", keyFile)
+		return nil, fmt.Errorf("%s: unsupported key type %T", keyFile, signer)
 	}
-	if !certs[0].IsCA {
-		return nil, fmt.Errorf("%s is not a CA certificate", certFile)
+	for _, c := range certs {
+		if !pub.Equal(c.PublicKey) {
+			continue
+		}
+		if !c.IsCA || !c.BasicConstraintsValid {
+			return nil, fmt.Errorf("%s is not a CA certificate", certFile)
+		}
+		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, fmt.Errorf("%s: the CA certificate may not sign certificates (no certSign key usage)", certFile)
+		}
+		return &Authority{Cert: c, Key: signer}, nil
 	}
-	return &Authority{Cert: certs[0], Key: signer}, nil
+	return nil, fmt.Errorf("%s does not belong to %s (no certificate there has its public key)", keyFile, certFile)
+}
+
+// parseKey reads the first private key in PEM b.
+func parseKey(b []byte) (crypto.Signer, error) {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return nil, errors.New("no PEM private key")
+		}
+		var k any
+		var err error
+		switch blk.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(blk.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+		default:
+			continue // e.g. the EC PARAMETERS block openssl writes first
+		}
+		if err != nil {
+			return nil, err
+		}
+		signer, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, errors.New("not a signing key")
+		}
+		return signer, nil
+	}
 }
 
 // Request describes a certificate to issue.
@@ -93,9 +139,14 @@ type Request struct {
 }
 
 // Issue signs a new ECDSA P-256 key's certificate. It returns both in PEM.
+// A certificate never outlives the CA: its validity ends with the CA's at
+// the latest (see Clamped).
 func (a *Authority) Issue(r Request) (certPEM, keyPEM []byte, err error) {
 	if r.Name == "" {
 		return nil, nil, errors.New("a certificate needs a name")
+	}
+	if r.Validity <= 0 {
+		return nil, nil, fmt.Errorf("validity %v: must be positive", r.Validity)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -106,7 +157,7 @@ func (a *Authority) Issue(r Request) (certPEM, keyPEM []byte, err error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: r.Name},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(r.Validity),
+		NotAfter:     a.notAfter(now, r.Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
 	if r.Role != "" {
@@ -120,8 +171,10 @@ func (a *Authority) Issue(r Request) (certPEM, keyPEM []byte, err error) {
 	}
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
+			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if h != "" && !slices.Contains(tmpl.DNSNames, h) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
@@ -134,6 +187,21 @@ func (a *Authority) Issue(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+}
+
+func (a *Authority) notAfter(now time.Time, validity time.Duration) time.Time {
+	t := now.Add(validity)
+	if a.Cert != nil && t.After(a.Cert.NotAfter) {
+		return a.Cert.NotAfter
+	}
+	return t
+}
+
+// Clamped reports whether a certificate of validity issued now would be cut
+// short to end with the CA, and when the CA ends.
+func (a *Authority) Clamped(validity time.Duration) (bool, time.Time) {
+	now := time.Now()
+	return a.notAfter(now, validity).Before(now.Add(validity)), a.Cert.NotAfter
 }
 
 // CertPEM is the CA's certificate in PEM.
@@ -180,13 +248,28 @@ func WriteFiles(certFile string, certPEM []byte, keyFile string, keyPEM []byte, 
 }
 
 // writeAtomic writes through a temporary file and a rename, so a reader
-// (a node reloading its files) never sees half a file.
+// (a node reloading its files) never sees half a file. The temporary file
+// is new (mode 0600 until the content is in), so a key is never readable by
+// others, even for a moment.
 func writeAtomic(name string, b []byte, mode os.FileMode) error {
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, mode); err != nil { // WriteFile keeps an old file's mode
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the rename there is nothing to remove
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
 		return err
 	}
 	return os.Rename(tmp, name)

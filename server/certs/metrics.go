@@ -8,10 +8,12 @@ import (
 
 var expiryDesc = prometheus.NewDesc("metasrv_tls_cert_expiry_seconds",
 	"Seconds until a certificate this process uses (its own or a CA it trusts) expires; negative once expired.",
-	[]string{"use", "subject", "file", "ca"}, nil)
+	[]string{"use", "subject", "file", "ca", "serial"}, nil)
 
 // ExpiryCollector exports metasrv_tls_cert_expiry_seconds for each
 // certificate of each source, read at scrape time so reloads show at once.
+// The serial label keeps apart two CAs of one name in one bundle (the old
+// and the new CA during a rotation).
 type ExpiryCollector struct {
 	Sources map[string]*Source // by use: "peer", "server", ...
 	Now     func() time.Time
@@ -34,7 +36,7 @@ func (c ExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 				ca = "true"
 			}
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue,
-				e.NotAfter.Sub(now()).Seconds(), use, e.Subject, e.File, ca)
+				e.NotAfter.Sub(now()).Seconds(), use, e.Subject, e.File, ca, e.Serial)
 		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +34,12 @@ type Source struct {
 }
 
 type material struct {
-	cert *tls.Certificate // nil without Cert/Key
-	leaf *x509.Certificate
-	pool *x509.CertPool
-	cas  []*x509.Certificate
-	hash [sha256.Size]byte
+	cert    *tls.Certificate // nil without Cert/Key
+	leaf    *x509.Certificate
+	pool    *x509.CertPool
+	cas     []*x509.Certificate
+	caFiles []string // the file each of cas came from
+	hash    [sha256.Size]byte
 }
 
 // Load reads the files once; it fails when any is missing or unusable.
@@ -58,13 +61,21 @@ func (s *Source) Files() Files { return s.files }
 
 func read(f Files) (*material, error) {
 	h := sha256.New()
+	// Each file's length goes into the hash before its content, so bytes
+	// moving from one file to the next still count as a change.
+	add := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
 	m := &material{pool: x509.NewCertPool()}
 	if f.Cert != "" {
-		certPEM, err := os.ReadFile(f.Cert)
+		certPEM, err := readFile("certificate", f.Cert)
 		if err != nil {
 			return nil, err
 		}
-		keyPEM, err := os.ReadFile(f.Key)
+		keyPEM, err := readFile("key", f.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -73,11 +84,11 @@ func read(f Files) (*material, error) {
 			return nil, fmt.Errorf("%s with %s: %w", f.Cert, f.Key, err)
 		}
 		m.cert, m.leaf = &c, c.Leaf
-		h.Write(certPEM)
-		h.Write(keyPEM)
+		add(certPEM)
+		add(keyPEM)
 	}
 	for _, name := range f.CA {
-		b, err := os.ReadFile(name)
+		b, err := readFile("CA", name)
 		if err != nil {
 			return nil, err
 		}
@@ -89,13 +100,26 @@ func read(f Files) (*material, error) {
 			return nil, fmt.Errorf("%s holds no PEM certificate", name)
 		}
 		for _, ca := range cas {
+			if slices.ContainsFunc(m.cas, ca.Equal) {
+				continue // listed twice: once is enough, and one metric
+			}
 			m.pool.AddCert(ca)
+			m.cas = append(m.cas, ca)
+			m.caFiles = append(m.caFiles, name)
 		}
-		m.cas = append(m.cas, cas...)
-		h.Write(b)
+		add(b)
 	}
 	copy(m.hash[:], h.Sum(nil))
 	return m, nil
+}
+
+// readFile reads a PEM file, saying which file of the set failed.
+func readFile(what, name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s file: %w", what, err)
+	}
+	return b, nil
 }
 
 func parseCerts(b []byte) ([]*x509.Certificate, error) {
@@ -178,10 +202,16 @@ func (s *Source) certificate() (*tls.Certificate, error) {
 }
 
 // Verify checks a presented chain (leaf first) against the current pool for
-// usage and returns the leaf's identity.
+// usage and returns the leaf's identity. The leaf must name usage (or
+// anyExtendedKeyUsage) in its extended key usages: one with none, which
+// crypto/x509 would accept for any use, is refused.
 func (s *Source) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Identity, error) {
 	if len(chain) == 0 {
 		return Identity{}, errors.New("no certificate presented")
+	}
+	if !hasUsage(chain[0], usage) {
+		return Identity{}, fmt.Errorf("certificate %q is not for %s (its extended key usage does not name it)",
+			chain[0].Subject.CommonName, usageName(usage))
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
@@ -193,6 +223,25 @@ func (s *Source) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Iden
 		return Identity{}, err
 	}
 	return IdentityOf(chain[0]), nil
+}
+
+func hasUsage(c *x509.Certificate, usage x509.ExtKeyUsage) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == usage || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+func usageName(u x509.ExtKeyUsage) string {
+	switch u {
+	case x509.ExtKeyUsageServerAuth:
+		return "server authentication"
+	case x509.ExtKeyUsageClientAuth:
+		return "client authentication"
+	}
+	return fmt.Sprintf("extended key usage %d", u)
 }
 
 // Trusted reports whether a chain verified earlier still verifies against
@@ -208,19 +257,12 @@ func (s *Source) Expiry() []Expiring {
 	m := s.cur.Load()
 	var out []Expiring
 	if m.leaf != nil {
-		out = append(out, Expiring{Subject: m.leaf.Subject.CommonName, File: s.files.Cert, NotAfter: m.leaf.NotAfter})
+		out = append(out, Expiring{Subject: m.leaf.Subject.CommonName, File: s.files.Cert, NotAfter: m.leaf.NotAfter, Serial: m.leaf.SerialNumber.Text(16)})
 	}
-	for _, ca := range m.cas {
-		out = append(out, Expiring{Subject: ca.Subject.CommonName, File: fileOf(s.files.CA), CA: true, NotAfter: ca.NotAfter})
+	for i, ca := range m.cas {
+		out = append(out, Expiring{Subject: ca.Subject.CommonName, File: m.caFiles[i], CA: true, NotAfter: ca.NotAfter, Serial: ca.SerialNumber.Text(16)})
 	}
 	return out
-}
-
-func fileOf(names []string) string {
-	if len(names) == 1 {
-		return names[0]
-	}
-	return fmt.Sprint(names)
 }
 
 // Expiring is one certificate and when it expires.
@@ -229,4 +271,5 @@ type Expiring struct {
 	File     string
 	CA       bool
 	NotAfter time.Time
+	Serial   string // hexadecimal; tells apart an old and a new CA of the same name
 }

@@ -127,7 +127,7 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	req.Header.Set(hdrForwardedBy, s.cfg.NodeID)
 	req.Header.Set(hdrClientAddr, clientAddr(r))
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Load().Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {

@@ -63,7 +63,7 @@ func (s *Server) call(ctx context.Context, method, url string, body []byte) (int
 	if s.cfg.AdminToken != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
 	}
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Load().Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

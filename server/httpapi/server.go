@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,7 +59,7 @@ type Server struct {
 	node    *raftnode.Node
 	fsm     *fsm.FSM
 	lead    *leader.Leader
-	client  *http.Client
+	client  atomic.Pointer[http.Client]
 	scheme  string // of every member's API: https when this node serves TLS
 	metrics *metrics
 	handler http.Handler
@@ -72,9 +73,11 @@ type Server struct {
 	// Shutdown would wait up to 5 s for them, so Shutdown closes them itself.
 	connMu   sync.Mutex
 	newConns map[net.Conn]bool
-	// conns are all open connections, for closing those whose client
-	// certificate a reloaded CA no longer trusts.
-	conns map[net.Conn]bool
+	// conns are all open connections and their state, for closing those
+	// whose client certificate a reloaded CA no longer trusts; doomed ones
+	// were serving a request then and close when it ends.
+	conns  map[net.Conn]http.ConnState
+	doomed map[net.Conn]bool
 	// connSem caps open connections over both listeners.
 	connSem chan struct{}
 }
@@ -94,7 +97,18 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	cfg.RequestTimeout = max(cfg.RequestTimeout, cfg.LeaderWait+cfg.ApplyTimeout+5*time.Second)
-	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead, client: newHTTPClient(cfg.NodeTLS)}
+	s := &Server{cfg: cfg, log: cfg.Logger, node: node, fsm: node.FSM(), lead: lead}
+	s.client.Store(newHTTPClient(cfg.NodeTLS))
+	if cfg.NodeTLS != nil {
+		// Pooled connections carry the certificate they were made with;
+		// after new files, make new ones (a CA dropped next would refuse
+		// the old ones mid-request).
+		cfg.NodeTLS.OnChange(func() {
+			old := s.client.Swap(newHTTPClient(cfg.NodeTLS))
+			old.CloseIdleConnections()
+			time.AfterFunc(time.Minute, old.CloseIdleConnections) // ones in use then
+		})
+	}
 	s.scheme = "http"
 	if cfg.TLS != nil {
 		s.scheme = "https"
@@ -181,7 +195,7 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.newConns == nil {
-		s.newConns, s.conns = map[net.Conn]bool{}, map[net.Conn]bool{}
+		s.newConns, s.conns, s.doomed = map[net.Conn]bool{}, map[net.Conn]http.ConnState{}, map[net.Conn]bool{}
 	}
 	if st == http.StateNew {
 		s.newConns[c] = true
@@ -189,10 +203,16 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 		delete(s.newConns, c)
 	}
 	switch st {
-	case http.StateNew:
-		s.conns[c] = true
 	case http.StateClosed, http.StateHijacked:
 		delete(s.conns, c)
+		delete(s.doomed, c)
+	case http.StateIdle:
+		s.conns[c] = st
+		if s.doomed[c] {
+			c.Close()
+		}
+	default:
+		s.conns[c] = st
 	}
 }
 
@@ -203,7 +223,7 @@ func (s *Server) dropUntrusted() {
 	s.connMu.Lock()
 	var open []*tls.Conn
 	for c := range s.conns {
-		if tc, ok := c.(*tls.Conn); ok {
+		if tc, ok := c.(*tls.Conn); ok && !s.doomed[c] {
 			open = append(open, tc)
 		}
 	}
@@ -214,13 +234,23 @@ func (s *Server) dropUntrusted() {
 	}
 }
 
+// dropIfUntrusted closes c if its client certificate no longer verifies:
+// at once when it is idle, else after the request it is serving (cutting a
+// forwarded write short would leave its outcome unknown).
 func (s *Server) dropIfUntrusted(c *tls.Conn) {
 	st := c.ConnectionState()
-	if st.HandshakeComplete && len(st.PeerCertificates) > 0 && !s.cfg.TLS.Trusted(st.PeerCertificates, x509.ExtKeyUsageClientAuth) {
-		s.log.Info("closing a connection whose client certificate is no longer trusted",
-			"remote", c.RemoteAddr().String(), "subject", st.PeerCertificates[0].Subject.String())
-		c.Close()
+	if !st.HandshakeComplete || len(st.PeerCertificates) == 0 || s.cfg.TLS.Trusted(st.PeerCertificates, x509.ExtKeyUsageClientAuth) {
+		return
 	}
+	s.log.Info("closing a connection whose client certificate is no longer trusted",
+		"remote", c.RemoteAddr().String(), "subject", st.PeerCertificates[0].Subject.String())
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if state, open := s.conns[c]; open && state == http.StateActive {
+		s.doomed[c] = true
+		return
+	}
+	c.Close()
 }
 
 func (s *Server) closeNewConns() {
