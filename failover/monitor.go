@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -95,6 +97,45 @@ func (m *Monitor) Seed(ids []uint64) {
 	}
 }
 
+// ErrImplausible is returned for a heartbeat that cannot be true: its seq
+// jumps too far ahead, or its incarnation is older than the current one or
+// starts in the future. Such a heartbeat changes nothing; accepting it
+// would make every later real heartbeat look stale.
+var ErrImplausible = errors.New("implausible heartbeat")
+
+// Plausibility bounds on heartbeats.
+const (
+	MaxSeqJump     = 10000            // above the last seq of the same incarnation
+	MaxStartAhead  = 60 * time.Second // of the leader's clock, for a new incarnation
+	maxStartAheadM = int64(MaxStartAhead / time.Millisecond)
+)
+
+// Check reports whether hb is plausible next to what was heard from its
+// datanode; it changes nothing.
+func (m *Monitor) Check(hb Heartbeat) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checkLocked(hb)
+}
+
+func (m *Monitor) checkLocked(hb Heartbeat) error {
+	if hb.StartTimeMs > m.now().UnixMilli()+maxStartAheadM {
+		return fmt.Errorf("%w: datanode %d started at %d ms, more than %s ahead of the leader's clock", ErrImplausible, hb.ID, hb.StartTimeMs, MaxStartAhead)
+	}
+	t, ok := m.nodes[hb.ID]
+	if !ok || len(t.history) == 0 {
+		return nil
+	}
+	last := t.history[len(t.history)-1]
+	switch {
+	case hb.StartTimeMs < last.StartTimeMs:
+		return fmt.Errorf("%w: datanode %d incarnation %d is older than the current one (%d)", ErrImplausible, hb.ID, hb.StartTimeMs, last.StartTimeMs)
+	case hb.StartTimeMs == last.StartTimeMs && hb.Seq > last.Seq && hb.Seq-last.Seq > MaxSeqJump:
+		return fmt.Errorf("%w: datanode %d seq %d is more than %d above the last one (%d)", ErrImplausible, hb.ID, hb.Seq, MaxSeqJump, last.Seq)
+	}
+	return nil
+}
+
 // Observe records a heartbeat and returns the lease it grants.
 func (m *Monitor) Observe(hb Heartbeat) time.Time {
 	m.mu.Lock()
@@ -109,12 +150,17 @@ func (m *Monitor) Observe(hb Heartbeat) time.Time {
 // step, and a granted region counts as served by its new owner until that
 // owner's next heartbeat says otherwise, so no two datanodes are ever told
 // to open the same region.
-func (m *Monitor) Grant(hb Heartbeat, owned []uint64) (open []uint64) {
+// granted is false when hb was not taken (stale or implausible): it
+// renews no lease, and its answer must not say it does.
+func (m *Monitor) Grant(hb Heartbeat, owned []uint64) (open []uint64, granted bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.checkLocked(hb) != nil {
+		return nil, false
+	}
 	t, stale := m.observeLocked(hb)
 	if stale {
-		return nil // its sender gave up on it; the next heartbeat will ask again
+		return nil, false // its sender gave up on it; the next heartbeat will ask again
 	}
 	for _, r := range owned {
 		if t.serving[r] || m.servedElsewhereLocked(r, hb.ID) {
@@ -127,7 +173,7 @@ func (m *Monitor) Grant(hb Heartbeat, owned []uint64) (open []uint64) {
 		m.hold(r, hb.ID)
 		open = append(open, r)
 	}
-	return open
+	return open, true
 }
 
 // observeLocked records hb; stale is true for a late heartbeat older than

@@ -1,6 +1,7 @@
 package failover_test
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -283,22 +284,22 @@ func TestMonitorGrant(t *testing.T) {
 	hb := func(id, seq uint64, regions ...uint64) failover.Heartbeat {
 		return failover.Heartbeat{ID: id, Addr: "h:1", StartTimeMs: 1, Seq: seq, Regions: regions}
 	}
-	if got := m.Grant(hb(1, 1), []uint64{7, 8}); !reflect.DeepEqual(got, []uint64{7, 8}) {
+	if got, _ := m.Grant(hb(1, 1), []uint64{7, 8}); !reflect.DeepEqual(got, []uint64{7, 8}) {
 		t.Fatalf("first grant = %v, want [7 8]", got)
 	}
-	if got := m.Grant(hb(2, 1), []uint64{7}); got != nil {
+	if got, _ := m.Grant(hb(2, 1), []uint64{7}); got != nil {
 		t.Fatalf("region 7 granted to datanode 2 while datanode 1 was told to open it: %v", got)
 	}
-	if got := m.Grant(hb(1, 2, 7, 8), []uint64{7, 8}); got != nil {
+	if got, _ := m.Grant(hb(1, 2, 7, 8), []uint64{7, 8}); got != nil {
 		t.Errorf("regions already open are granted again: %v", got)
 	}
-	if got := m.Grant(hb(1, 1), []uint64{9}); got != nil {
+	if got, _ := m.Grant(hb(1, 1), []uint64{9}); got != nil {
 		t.Errorf("a late, older heartbeat got a grant: %v", got)
 	}
 	// Datanode 1 closes 7 (it reports only 8): now 2 may open it.
 	clk.Advance(time.Second)
 	m.Observe(hb(1, 3, 8))
-	if got := m.Grant(hb(2, 2), []uint64{7}); !reflect.DeepEqual(got, []uint64{7}) {
+	if got, _ := m.Grant(hb(2, 2), []uint64{7}); !reflect.DeepEqual(got, []uint64{7}) {
 		t.Errorf("after datanode 1 closed region 7, grant to 2 = %v, want [7]", got)
 	}
 	if !m.StillServing(1) {
@@ -308,5 +309,41 @@ func TestMonitorGrant(t *testing.T) {
 	m.Observe(hb(1, 4))
 	if m.StillServing(1) {
 		t.Errorf("datanode 1 reports nothing: StillServing = true")
+	}
+}
+
+// One bogus heartbeat cannot make every later real one look stale.
+func TestMonitorCheckRefusesImplausibleHeartbeats(t *testing.T) {
+	clk := newClock()
+	nowMs := clk.Now().UnixMilli()
+	for _, tc := range []struct {
+		name string
+		hb   failover.Heartbeat
+		ok   bool
+	}{
+		{"next seq", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6}, true},
+		{"seq 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5 + failover.MaxSeqJump}, true},
+		{"seq more than 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6 + failover.MaxSeqJump}, false},
+		{"seq 2^64-1", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 1<<64 - 1}, false},
+		{"older seq (stale, not implausible)", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 2}, true},
+		{"new incarnation", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 1000, Seq: 1}, true},
+		{"older incarnation", failover.Heartbeat{ID: 1, StartTimeMs: nowMs - 1, Seq: 100}, false},
+		{"incarnation 60 s ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 60_000, Seq: 1}, true},
+		{"incarnation more than 60 s ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 60_001, Seq: 1}, false},
+		{"unknown datanode from the future", failover.Heartbeat{ID: 2, StartTimeMs: nowMs + 120_000, Seq: 1}, false},
+		{"unknown datanode", failover.Heartbeat{ID: 2, StartTimeMs: 1, Seq: 1 << 40}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := failover.NewMonitor(monitorConfig(), clk.Now)
+			m.Observe(failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5})
+			err := m.Check(tc.hb)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, failover.ErrImplausible)) {
+				t.Fatalf("Check = %v, want ok %t", err, tc.ok)
+			}
+			_, granted := m.Grant(tc.hb, nil)
+			if !tc.ok && granted {
+				t.Fatal("an implausible heartbeat was granted")
+			}
+		})
 	}
 }

@@ -397,9 +397,10 @@ func TestHeartbeatRegistersAndIgnoresStaleSeq(t *testing.T) {
 	// still reported, and it is not kept in the history.
 	var before [][]wire.HeartbeatStat
 	c.mustJSON(l, http.MethodGet, "/admin/heartbeat", nil, http.StatusOK, &before)
-	if got := hb(2); len(got.Open) != 0 {
-		t.Fatalf("stale heartbeat was granted opens: %+v", got)
+	if got := hb(2); len(got.Open) != 0 || got.LeaseMs != 0 || got.AckSeq == nil || *got.AckSeq != 0 {
+		t.Fatalf("stale heartbeat was granted opens or a lease: %+v", got)
 	}
+
 	if rs := c.regRoutes(l, ""); rs[0].InFlight {
 		t.Fatalf("a stale heartbeat (seq 2 after 3) that reports nothing counted: %+v", rs)
 	}
@@ -410,6 +411,9 @@ func TestHeartbeatRegistersAndIgnoresStaleSeq(t *testing.T) {
 	}
 	if last := after[0][len(after[0])-1]; last.RegionNum != 2 || last.ID != 7 || last.NodeEpoch != start || last.Addr != "127.0.0.1:4007" {
 		t.Fatalf("last kept heartbeat: %+v", last)
+	}
+	if got := hb(4, rid); got.LeaseMs != l.cfg.RegionLease.Milliseconds() || got.AckSeq == nil || *got.AckSeq != 4 {
+		t.Fatalf("a taken heartbeat's answer does not acknowledge it: %+v", got)
 	}
 
 	// A new address re-registers the datanode.
@@ -851,5 +855,45 @@ func TestDatanodeViewsThroughFollower(t *testing.T) {
 	})
 	for _, path := range []string{"/admin/balancer/plan?stale", "/admin/balancer/status?stale", "/admin/node-lease?stale", "/admin/heartbeat?stale"} {
 		regWantErr(t, c.do(f, http.MethodGet, path, nil), http.StatusServiceUnavailable, "not_leader")
+	}
+}
+
+// One forged heartbeat (the victim's node_epoch, read from the open
+// GET /admin/heartbeat, and seq 2^64-1) is refused with nothing changed:
+// the victim's real heartbeats go on being taken, and it stays alive.
+func TestForgedHeartbeatCannotPoisonTheDetector(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	l := c.leader()
+	start := time.Now().UnixMilli()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if _, r := regPostHB(c, l, wire.Heartbeat{ID: 3, Addr: "127.0.0.1:4003", StartTimeMs: start, Seq: seq}); r.status != http.StatusOK {
+			t.Fatalf("victim heartbeat: %s", r)
+		}
+	}
+	before := c.mustJSON(l, http.MethodGet, "/admin/events", nil, http.StatusOK, nil)
+	for _, forged := range []wire.Heartbeat{
+		{ID: 3, Addr: "127.0.0.1:4003", StartTimeMs: start, Seq: 1<<64 - 1},
+		{ID: 3, Addr: "127.0.0.1:4003", StartTimeMs: time.Now().Add(time.Hour).UnixMilli(), Seq: 1},
+		{ID: 3, Addr: "127.0.0.1:6666", StartTimeMs: start - 1, Seq: 100},
+		{ID: 9, Addr: "127.0.0.1:4009", StartTimeMs: time.Now().Add(time.Hour).UnixMilli(), Seq: 1},
+	} {
+		_, r := regPostHB(c, l, forged)
+		regWantErr(t, r, http.StatusBadRequest, "implausible_heartbeat")
+	}
+	if after := c.mustJSON(l, http.MethodGet, "/admin/events", nil, http.StatusOK, nil); string(after.body) != string(before.body) {
+		t.Fatalf("refused heartbeats changed the events:\n%s\n%s", before.body, after.body)
+	}
+	dns := c.regDatanodes(l)
+	if len(dns) != 1 || dns[3].Addr != "127.0.0.1:4003" {
+		t.Fatalf("datanodes after forged heartbeats: %+v", dns)
+	}
+	for seq := uint64(4); seq <= 6; seq++ {
+		hr, r := regPostHB(c, l, wire.Heartbeat{ID: 3, Addr: "127.0.0.1:4003", StartTimeMs: start, Seq: seq})
+		if r.status != http.StatusOK || hr.LeaseMs == 0 || hr.AckSeq == nil || *hr.AckSeq != seq {
+			t.Fatalf("victim heartbeat %d after the forgery: %s %+v", seq, r, hr)
+		}
+	}
+	if d := c.regDatanodes(l)[3]; d.Status != "alive" {
+		t.Fatalf("victim %+v, want alive", d)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/metasrv/metasrv/failover"
 	"github.com/metasrv/metasrv/fsm"
 	"github.com/metasrv/metasrv/server/leader"
 	"github.com/metasrv/metasrv/server/raftnode"
@@ -52,6 +53,7 @@ var answers = []struct {
 	{err: raftnode.ErrNotFound, answer: answer{http.StatusNotFound, codeNotFound, ""}},
 	{err: raftnode.ErrConflict, answer: answer{http.StatusConflict, codeConflict, ""}},
 	{err: leader.ErrNoDatanode, answer: answer{http.StatusServiceUnavailable, "no_datanode", ""}},
+	{err: failover.ErrImplausible, answer: answer{http.StatusBadRequest, "implausible_heartbeat", ""}},
 
 	{reject: fsm.RejectEpochMismatch, answer: answer{http.StatusConflict, "epoch_mismatch", ""}},
 	{reject: fsm.RejectInvalid, answer: answer{http.StatusBadRequest, codeBadRequest, ""}},

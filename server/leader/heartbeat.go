@@ -18,6 +18,10 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 		lid, addr := l.node.Leader()
 		return wire.HeartbeatResponse{}, &NotLeaderError{LeaderID: lid, LeaderRPCAddr: addr}
 	}
+	// Refused before anything is registered: nothing changes.
+	if err := t.mon.Check(hb); err != nil {
+		return wire.HeartbeatResponse{}, err
+	}
 	if d, ok := l.fsm.Datanode(hb.ID); !ok || d.Addr != hb.Addr {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
 		_, err := l.node.Commit(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
@@ -34,9 +38,19 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 		owned[reg.ID] = true
 		resp.Regions = append(resp.Regions, reg.ID)
 	}
-	if open := t.mon.Grant(hb, resp.Regions); open != nil {
+	open, granted := t.mon.Grant(hb, resp.Regions)
+	if open != nil {
 		resp.Open = open
 	}
+	// The answer acknowledges the heartbeat it grants a lease for; one that
+	// was not taken (stale) grants none, and says so.
+	ack := uint64(0)
+	if granted {
+		ack = hb.Seq
+	} else {
+		resp.LeaseMs = 0
+	}
+	resp.AckSeq = &ack
 	for _, id := range hb.Regions {
 		if !owned[id] {
 			resp.Close = append(resp.Close, id)

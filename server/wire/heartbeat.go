@@ -36,6 +36,10 @@ type HeartbeatResponse struct {
 	Regions             []uint64 `json:"regions"`
 	Open                []uint64 `json:"open"`
 	Close               []uint64 `json:"close"`
+	// AckSeq is the seq of the heartbeat this answer grants LeaseMs for;
+	// 0 with LeaseMs 0 when the leader did not take it (stale). A leader
+	// older than this field leaves it out.
+	AckSeq *uint64 `json:"ack_seq,omitempty"`
 }
 
 // HeartbeatStat is one kept heartbeat as GET /admin/heartbeat shows it

@@ -175,7 +175,7 @@ func (a *Agent) heartbeat(ctx context.Context, sent time.Time, interval time.Dur
 			}
 			continue
 		}
-		a.apply(resp, sent, addr)
+		a.apply(resp, hb.Seq, sent, addr)
 		return nil
 	}
 	a.mu.Lock()
@@ -193,8 +193,12 @@ func (a *Agent) send(ctx context.Context, addr string, hb wire.Heartbeat, timeou
 
 // apply obeys a heartbeat answer: close what it no longer owns, open what
 // it is told to, and renew the lease from the moment the heartbeat was
-// sent (never later than the leader's own view of the grant).
-func (a *Agent) apply(hr wire.HeartbeatResponse, sent time.Time, from string) {
+// sent (never later than the leader's own view of the grant) — only when
+// the answer acknowledges this heartbeat (seq): an answer to one the
+// leader did not take grants nothing, though the leader may let the lease
+// lapse and move the regions. A leader that predates AckSeq leaves it out.
+func (a *Agent) apply(hr wire.HeartbeatResponse, seq uint64, sent time.Time, from string) {
+	acked := hr.AckSeq == nil || (*hr.AckSeq == seq && hr.LeaseMs > 0)
 	a.mu.Lock()
 	owned := map[uint64]bool{}
 	for _, id := range hr.Regions {
@@ -209,13 +213,17 @@ func (a *Agent) apply(hr wire.HeartbeatResponse, sent time.Time, from string) {
 		}
 	}
 	for _, id := range hr.Open {
-		if owned[id] && !a.open[id] {
+		if acked && owned[id] && !a.open[id] {
 			a.open[id] = true
 			changed = true
 			a.log.Info("opened region", "region", id)
 		}
 	}
-	a.leaseUntil = sent.Add(time.Duration(hr.LeaseMs) * time.Millisecond)
+	if acked {
+		a.leaseUntil = sent.Add(time.Duration(hr.LeaseMs) * time.Millisecond)
+	} else {
+		a.log.Warn("the leader did not take this heartbeat; the lease is not renewed", "seq", seq, "ack_seq", *hr.AckSeq)
+	}
 	if hr.HeartbeatIntervalMs > 0 {
 		a.interval = time.Duration(hr.HeartbeatIntervalMs) * time.Millisecond
 	}
