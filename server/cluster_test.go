@@ -208,6 +208,9 @@ func (c *tcluster) do(tn *tnode, method, path string, body any, hdr ...string) r
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json") // hdr may override
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

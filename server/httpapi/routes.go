@@ -5,7 +5,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -221,6 +224,10 @@ func (s *Server) router(routes []route, prefix string, gate func(path string, r 
 
 func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	acc := ep.access(r)
+	if err := browserGuard(r, acc); err != nil {
+		writeError(w, err)
+		return
+	}
 	if acc == write {
 		if !s.authorized(r) {
 			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "this write needs the header Authorization: Bearer <admin token>"))
@@ -303,6 +310,61 @@ func (s *Server) authorized(r *http.Request) bool {
 	if s.cfg.AdminToken == "" {
 		return true
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, ok := bearer(r)
 	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
+}
+
+// bearer is the token of an Authorization header; the scheme is
+// case-insensitive (RFC 9110).
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// browserGuard keeps web pages from driving the API: a browser sends
+// Origin with a cross-site request, and a "simple" request (a text/plain
+// POST, or the legacy GET setter) needs no preflight, so without this any
+// page could flip maintenance on a node without a token. Anything that
+// changes state (writes, heartbeats) from an Origin other than the node
+// itself is refused, and a body must be JSON. No Origin (curl, tools) is
+// fine; the seed's bodiless POST is too.
+func browserGuard(r *http.Request, acc access) error {
+	changes := acc == write || (r.Method != http.MethodGet && r.Method != http.MethodHead)
+	if !changes {
+		return nil
+	}
+	if origin, ok := r.Header["Origin"]; ok && !sameOrigin(strings.Join(origin, ","), r) {
+		return errorf(http.StatusForbidden, codeForbidden, "cross-origin request refused: Origin %q is not this node (%s); browsers may not change metasrv's state", strings.Join(origin, ","), r.Host)
+	}
+	if r.ContentLength != 0 {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "a request body must be application/json, not %q", r.Header.Get("Content-Type"))
+		}
+	}
+	return nil
+}
+
+// sameOrigin reports whether an Origin names the host:port the request was
+// sent to ("null" never does).
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	defaultPort := "80"
+	if u.Scheme == "https" {
+		defaultPort = "443"
+	}
+	return withPort(u.Host, defaultPort) == withPort(r.Host, defaultPort)
+}
+
+func withPort(hostport, def string) string {
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(hostport)
+	}
+	return strings.ToLower(net.JoinHostPort(strings.Trim(hostport, "[]"), def))
 }
