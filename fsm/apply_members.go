@@ -5,6 +5,7 @@ func (f *FSM) applySetMember(index uint64, c SetMember) Result {
 	if m.ID == "" {
 		return Result{Code: RejectInvalid, Reason: "member id is empty"}
 	}
+	delete(f.st.RemovedMembers, m.ID) // added again: no longer refused
 	old, existed := f.st.Members[m.ID]
 	if existed && old.RaftAddr == m.RaftAddr && old.RPCAddr == m.RPCAddr && old.Version == m.Version && old.Protocol == m.Protocol {
 		return Result{Applied: true}
@@ -21,6 +22,16 @@ func (f *FSM) applySetMember(index uint64, c SetMember) Result {
 }
 
 func (f *FSM) applyRemoveMember(index uint64, c RemoveMember) Result {
+	if c.ID != "" {
+		// Recorded also for an id the member table never had (a voter
+		// that was removed before it registered).
+		if f.st.RemovedMembers == nil {
+			f.st.RemovedMembers = map[string]uint64{}
+		}
+		if _, ok := f.st.RemovedMembers[c.ID]; !ok {
+			f.st.RemovedMembers[c.ID] = index
+		}
+	}
 	if _, ok := f.st.Members[c.ID]; !ok {
 		return Result{Applied: true}
 	}

@@ -114,3 +114,12 @@ func (f *FSM) Region(id uint64) (Region, bool) {
 	}
 	return *r, true
 }
+
+// MemberRemoved reports whether a RemoveMember took id out and no SetMember
+// has added it again.
+func (f *FSM) MemberRemoved(id string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_, ok := f.st.RemovedMembers[id]
+	return ok
+}

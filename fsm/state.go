@@ -115,6 +115,13 @@ type State struct {
 	EventsDroppedThrough uint64 `json:"events_dropped_through"`
 	// AppliedIndex is the raft index of the last entry applied to this state.
 	AppliedIndex uint64 `json:"applied_index"`
+	// RemovedMembers are the member ids a RemoveMember took out, each with
+	// the raft index of that entry; SetMember of the id clears it. The raft
+	// port refuses these ids (server/raftnode/transport.go). It is derived
+	// from existing commands only (nothing new is proposed), omitted when
+	// empty, and an older binary restoring a snapshot that has it ignores
+	// the unknown field (both formats decode the state with encoding/json).
+	RemovedMembers map[string]uint64 `json:"removed_members,omitempty"`
 }
 
 func newState() *State {
@@ -150,6 +157,12 @@ func (s *State) clone() *State {
 	for k, m := range s.Members {
 		mm := *m
 		c.Members[k] = &mm
+	}
+	if s.RemovedMembers != nil {
+		c.RemovedMembers = make(map[string]uint64, len(s.RemovedMembers))
+		for k, v := range s.RemovedMembers {
+			c.RemovedMembers[k] = v
+		}
 	}
 	c.Datanodes = make(map[uint64]*Datanode, len(s.Datanodes))
 	for k, d := range s.Datanodes {

@@ -15,6 +15,7 @@ type metrics struct {
 	unknownCommands prometheus.Counter
 	leaderChanges   prometheus.Counter
 	isLeader        prometheus.Gauge
+	connRefused     *prometheus.CounterVec
 }
 
 func newMetrics(n *Node, reg *prometheus.Registry) *metrics {
@@ -28,7 +29,10 @@ func newMetrics(n *Node, reg *prometheus.Registry) *metrics {
 		Help: "Leader changes observed by this node."})
 	m.isLeader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metasrv_is_leader",
 		Help: "1 while this node is the leader and has completed its leadership barrier."})
-	for _, c := range []prometheus.Collector{m.outcomeUnknown, m.unknownCommands, m.leaderChanges, m.isLeader} {
+	m.connRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "metasrv_raft_conn_refused_total",
+		Help: "Raft connections refused or closed by peer TLS, by reason (plaintext, handshake, certificate, role, removed, limit, busy, untrusted)."},
+		[]string{"reason"})
+	for _, c := range []prometheus.Collector{m.outcomeUnknown, m.unknownCommands, m.leaderChanges, m.isLeader, m.connRefused} {
 		f(c)
 	}
 	gauge := func(name, help string, fn func() float64) {

@@ -18,6 +18,9 @@ import (
 	"github.com/metasrv/metasrv/fsm"
 )
 
+// maxPool is how many idle connections raft keeps per peer.
+const maxPool = 3
+
 // Node is one member's raft and replicated state.
 type Node struct {
 	cfg Config
@@ -26,7 +29,7 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
-	transport *raft.NetworkTransport
+	transport *peerTransport
 	dir       *directory
 	metrics   *metrics
 	peers     Peers
@@ -135,9 +138,11 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("listen on --raft-addr %s: %w", c.RaftAddr, err)
 	}
 	n.cfg.AdvertiseRaftAddr = stream.Addr().String()
-	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: n.log.Named("transport"),
-	})
+	if c.PeerTLS != nil {
+		stream.secure(secureOpts{src: c.PeerTLS, acceptPlain: c.PeerAcceptPlaintext, removed: n.fsm.MemberRemoved,
+			refused: n.metrics.connRefused, log: n.log.Named("transport"), maxPerPeer: 2 * (maxPool + 2)})
+	}
+	n.transport = newPeerTransport(stream, maxPool, 10*time.Second, n.log.Named("transport"))
 
 	hasState, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -201,6 +206,7 @@ func (n *Node) Close(ctx context.Context) error {
 
 func (n *Node) close(ctx context.Context) error {
 	n.cancel()
+	n.transport.stopRetries() // raft's Shutdown waits for replication goroutines
 	if err := waitFuture(ctx, n.raft.Shutdown()); err != nil {
 		// Raft is still running: closing its stores under it could corrupt
 		// them. Leave them to the process exit.
