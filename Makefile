@@ -10,6 +10,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.bra
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 COMPOSE_FILE := deploy/compose/docker-compose.yml
 COMPOSE_PROJECT ?= metasrv
+COMPOSE_CERTS ?= data/compose-certs
+COMPOSE_CURL := --cacert $(COMPOSE_CERTS)/ca.crt --cert $(COMPOSE_CERTS)/operator.crt --key $(COMPOSE_CERTS)/operator.key
 
 .PHONY: all build build-linux image image-if-docker up down chaos run restart stop start test test-short lint bench bench-compare clean clean-data
 
@@ -23,23 +25,39 @@ build:
 build-linux:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/linux/ ./cmd/metasrv ./cmd/datanode
 
-## image: the metasrv:dev and datanode:dev images (FROM scratch, nothing pulled)
+## image: the metasrv:dev and datanode:dev images (FROM scratch, nothing pulled; run as 65532)
 image: build-linux
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/linux/ ./deploy/compose/pki-init
+	mkdir -p $(BIN)/linux/empty
 	docker build -q -f deploy/Dockerfile --target metasrv -t metasrv:dev .
 	docker build -q -f deploy/Dockerfile --target datanode -t datanode:dev .
 
-## up: 3 metasrv + 3 datanodes in containers, from a clean slate (ports 3002/3102/3202, 4001-4003)
+## up: 3 metasrv + 3 datanodes in containers, from a clean slate (ports 3002/3102/3202, 4001-4003), TLS
+## everywhere; the operator's client certificate and the CA land in $(COMPOSE_CERTS)/
 up: image
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans >/dev/null 2>&1 || true
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d
-	@echo "metasrv: curl -X POST 'http://localhost:3002/admin/maintenance?enable=true' (also :3102, :3202)"
+	@rm -rf $(COMPOSE_CERTS) && mkdir -p $(COMPOSE_CERTS) && chmod 700 $(COMPOSE_CERTS)
+	@pki=$$(docker ps -aq --filter label=com.docker.compose.project=$(COMPOSE_PROJECT) --filter label=com.docker.compose.service=pki); \
+	  for f in client/operator.crt client/operator.key ca.crt; do docker cp $$pki:/data/$$f $(COMPOSE_CERTS)/ || exit 1; done
+	@for i in $$(seq 60); do \
+	    left=$$(docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' $$(docker ps -aq --filter label=com.docker.compose.project=$(COMPOSE_PROJECT)) | grep -v -e ' healthy$$' -e 'pki_1 exited$$' -e 'pki-1 exited$$'); \
+	    [ -z "$$left" ] && break; sleep 1; \
+	  done; \
+	  if [ -n "$$left" ]; then echo "not healthy within 60s:"; echo "$$left"; exit 1; fi
+	@echo "metasrv over HTTPS with the operator's client certificate (any of :3002, :3102, :3202):"
+	@echo "  curl $(COMPOSE_CURL) -X POST 'https://localhost:3002/admin/maintenance?enable=true'"
+	@echo "  curl $(COMPOSE_CURL) -X POST 'https://localhost:3002/admin/maintenance?enable=false'"
+	@echo "  curl $(COMPOSE_CURL) -X GET https://localhost:3002/admin/maintenance"
 
-## down: stop the containers and remove their network and volumes
+## down: stop the containers and remove their network and volumes (the CA and certificates with them)
 down:
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans
+	rm -rf $(COMPOSE_CERTS)
 
 ## chaos: the chaos suite on a Compose cluster of its own (project metasrv-chaos, ports 23002/23102/23202
-## and 24001-24003 on 127.0.0.1): kills, freezes, partitions, rolling restarts; porcupine-checked.
+## and 24001-24003 on 127.0.0.1), with TLS on as `make up`: kills, freezes, partitions, rolling restarts;
+## porcupine-checked.
 ## CHAOS_FLAGS="-run partition" picks scenarios. Prints SKIPPED without a Docker Engine.
 chaos: image-if-docker
 	$(GO) run ./deploy/chaos $(CHAOS_FLAGS)
@@ -72,7 +90,8 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: maintenance write throughput/latency and leader failover on real processes
+## bench: maintenance write throughput/latency, leader failover and stability on real processes, and the cost of
+## TLS (writes and failover on plaintext vs TLS clusters, alternating); ~3 min more for the tls section
 bench: build
 	$(GO) run ./cmd/metabench -bin $(BIN) -out docs/benchmarks.md
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ type node struct {
 }
 
 // Cluster is the chaos suite's view of the Compose cluster: its nodes, which
-// of them are meant to be running, and HTTP access through published ports.
+// of them are meant to be running, and HTTP access through published ports
+// (HTTPS with the operator's client certificate once useTLS is called).
 type Cluster struct {
 	compose   *Compose
 	metas     []node
@@ -42,6 +44,7 @@ type Cluster struct {
 
 	mu   sync.Mutex
 	down map[string]string // service -> why it is not serving (killed, stopped, paused, partitioned)
+	tls  *tls.Config       // the operator's certificate and the cluster's CA (useTLS)
 }
 
 func newCluster(c *Compose, metas, datanodes []node, logf func(string, ...any)) *Cluster {
@@ -126,7 +129,7 @@ func (cl *Cluster) do(ctx context.Context, client *http.Client, method, host, pa
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, cl.scheme()+host+path, rd)
 	if err != nil {
 		return httpResult{Err: err}
 	}
@@ -303,7 +306,10 @@ func (cl *Cluster) nsClient(ctx context.Context, service string) (*http.Client, 
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: &http.Transport{DialContext: netnsDialer(pid), DisableKeepAlives: true}}, nil
+	cl.mu.Lock()
+	tc := cl.tls
+	cl.mu.Unlock()
+	return &http.Client{Transport: &http.Transport{DialContext: netnsDialer(pid), TLSClientConfig: tc, DisableKeepAlives: true}}, nil
 }
 
 func jsonInto(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -186,10 +186,13 @@ func (c *Compose) leftovers(ctx context.Context) string {
 	return strings.Join(left, ", ")
 }
 
-// Create creates the project's network, volumes and containers without
-// starting anything (never a recreate: the project was just removed).
-func (c *Compose) Create(ctx context.Context) error {
-	_, err := c.compose(ctx, 2*time.Minute, "up", "--no-start")
+// Create creates the project's network, volumes and containers (of the
+// services named, or all) without starting anything (never a recreate: the
+// project was just removed, and a container already created is left as
+// it is). The nodes depend on the one-shot pki having completed, so it is
+// created, and run, first (issueCertificates).
+func (c *Compose) Create(ctx context.Context, services ...string) error {
+	_, err := c.compose(ctx, 2*time.Minute, append([]string{"up", "--no-start"}, services...)...)
 	return err
 }
 

@@ -5,7 +5,9 @@
 // every node, and checks these invariants: no automatic move during
 // maintenance (from the event log, read continuously by raft index), a
 // linearizable flag (porcupine), no acknowledged write lost, replicas that
-// converge, routes with one owner served by it.
+// converge, routes with one owner served by it. The cluster runs with TLS
+// on, as `make up` does (mutual TLS between members, HTTPS with client
+// certificates); the suite talks HTTPS with the operator's certificate.
 //
 //	make chaos                    # builds the images, then go run ./deploy/chaos
 //	go run ./deploy/chaos -run partition,freeze

@@ -244,11 +244,20 @@ func (r *Run) waitFollows(ctx context.Context, n node, bound time.Duration) (wir
 }
 
 // setup brings up a fresh cluster for the scenario: what an earlier run
-// left is removed, then the project is created and the services started.
+// left is removed, then the project is created, its certificates issued
+// (the one-shot pki) and the services started.
 func (r *Run) setup(ctx context.Context) error {
 	if err := r.compose.Down(); err != nil {
 		return err
 	}
+	if err := r.compose.Create(ctx, pkiService); err != nil {
+		return err
+	}
+	tc, err := issueCertificates(ctx, r.compose)
+	if err != nil {
+		return fmt.Errorf("certificates: %v", err)
+	}
+	r.cl.useTLS(tc)
 	if err := r.compose.Create(ctx); err != nil {
 		return err
 	}
@@ -278,6 +287,9 @@ func (r *Run) setup(ctx context.Context) error {
 		}
 	}
 	if _, _, err := r.cl.waitLeader(ctx, "", 30*time.Second); err != nil {
+		return err
+	}
+	if err := r.cl.checkTLS(ctx); err != nil {
 		return err
 	}
 	// Every started datanode registered and alive.

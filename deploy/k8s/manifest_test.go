@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,9 +15,11 @@ import (
 	"github.com/metasrv/metasrv/deploy/localcluster"
 )
 
-func load(t *testing.T) map[string]map[string]any {
+func load(t *testing.T) map[string]map[string]any { return loadFile(t, "metasrv.yaml") }
+
+func loadFile(t *testing.T, name string) map[string]map[string]any {
 	t.Helper()
-	f, err := os.Open("metasrv.yaml")
+	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +33,7 @@ func load(t *testing.T) map[string]map[string]any {
 			break
 		}
 		if err != nil {
-			t.Fatalf("metasrv.yaml does not parse: %v", err)
+			t.Fatalf("%s does not parse: %v", name, err)
 		}
 		meta, _ := doc["metadata"].(map[string]any)
 		out[doc["kind"].(string)+"/"+meta["name"].(string)] = doc
@@ -136,8 +139,152 @@ func TestManifestFlagsExist(t *testing.T) {
 				t.Errorf("%s passes --%s, which %s --help does not document", ss, name, bins[i])
 			}
 		}
+		for name := range envOf(c) {
+			if name == "POD_NAME" {
+				continue
+			}
+			if !bytes.Contains(help, []byte("["+name+"]")) {
+				t.Errorf("%s sets %s, which %s --help does not document", ss, name, bins[i])
+			}
+		}
 		if len(args) == 0 {
 			t.Errorf("%s passes no args", ss)
+		}
+	}
+}
+
+// envOf returns a container's env entries that have a value.
+func envOf(c any) map[string]string {
+	out := map[string]string{}
+	env, _ := get(c, "env").([]any)
+	for _, e := range env {
+		name, _ := get(e, "name").(string)
+		if v, ok := get(e, "value").(string); ok {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// settings returns a container's flags, from args (--name=value) and from
+// its METASRV_/DATANODE_ environment, by flag name.
+func settings(c any, envPrefix string) map[string]string {
+	out := map[string]string{}
+	if args, ok := get(c, "args").([]any); ok {
+		for _, a := range toStrings(args) {
+			name, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+			out[name] = strings.TrimSpace(strings.Split(v, " #")[0])
+		}
+	}
+	for name, v := range envOf(c) {
+		if f, ok := strings.CutPrefix(name, envPrefix); ok {
+			out[strings.ReplaceAll(strings.ToLower(f), "_", "-")] = v
+		}
+	}
+	return out
+}
+
+// TestManifestTLS: every metasrv and datanode container runs with TLS,
+// each pod with its own certificate picked by $(POD_NAME) from a Secret
+// mounted at /certs, probes speak HTTPS, and nothing says --insecure.
+func TestManifestTLS(t *testing.T) {
+	objs := load(t)
+	for _, tc := range []struct {
+		ss, prefix, secret, probe string
+		want                      map[string]string
+	}{
+		{"StatefulSet/metasrv", "METASRV_", "metasrv-tls", "/admin/ready", map[string]string{
+			"peer-cert-file": "/certs/$(POD_NAME).crt", "peer-key-file": "/certs/$(POD_NAME).key",
+			"peer-trusted-ca-file": "/certs/ca.crt", "cert-file": "/certs/$(POD_NAME).crt",
+			"key-file": "/certs/$(POD_NAME).key", "trusted-ca-file": "/certs/ca.crt", "client-cert-auth": "true",
+		}},
+		{"StatefulSet/datanode", "DATANODE_", "datanode-tls", "", map[string]string{
+			"metasrv-ca-file": "/certs/ca.crt", "cert-file": "/certs/$(POD_NAME).crt", "key-file": "/certs/$(POD_NAME).key",
+		}},
+	} {
+		spec := get(objs[tc.ss], "spec", "template", "spec")
+		containers, _ := get(spec, "containers").([]any)
+		if len(containers) == 0 {
+			t.Fatalf("%s has no containers", tc.ss)
+		}
+		for i, c := range containers {
+			got := settings(c, tc.prefix)
+			for flag, want := range tc.want {
+				if got[flag] != want {
+					t.Errorf("%s container %d: --%s = %q, want %q", tc.ss, i, flag, got[flag], want)
+				}
+			}
+			if _, ok := got["insecure"]; ok {
+				t.Errorf("%s container %d says --insecure", tc.ss, i)
+			}
+			mounted := false
+			for _, m := range get(c, "volumeMounts").([]any) {
+				if get(m, "mountPath") == "/certs" && get(m, "readOnly") == true {
+					mounted = true
+					vol := get(m, "name")
+					for _, v := range get(spec, "volumes").([]any) {
+						if get(v, "name") == vol && get(v, "secret", "secretName") != tc.secret {
+							t.Errorf("%s: /certs is not Secret %s: %v", tc.ss, tc.secret, v)
+						}
+					}
+				}
+			}
+			if !mounted {
+				t.Errorf("%s container %d mounts no read-only /certs", tc.ss, i)
+			}
+			for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+				if p := get(c, probe, "httpGet"); p != nil && get(p, "scheme") != "HTTPS" {
+					t.Errorf("%s %s is not HTTPS: %v", tc.ss, probe, p)
+				}
+			}
+		}
+		if get(spec, "securityContext", "runAsUser") != 65532 {
+			t.Errorf("%s does not run as 65532: %v", tc.ss, get(spec, "securityContext"))
+		}
+	}
+}
+
+// TestCertManagerExample: the cert-manager Certificates match what the
+// pods expect: members by pod name with the host they are dialled by, and
+// pod datanode-N holding datanode N+1's certificate (--id-from-name).
+func TestCertManagerExample(t *testing.T) {
+	objs := loadFile(t, "cert-manager.yaml")
+	for i := 0; i < 3; i++ {
+		pod := "metasrv-" + strconv.Itoa(i)
+		c := objs["Certificate/"+pod]
+		if c == nil {
+			t.Fatalf("no Certificate %s", pod)
+		}
+		if get(c, "spec", "commonName") != pod || get(c, "spec", "subject", "organizations", "0") != "metasrv-node" {
+			t.Errorf("%s: CN %v, O %v; want CN %[1]s, O metasrv-node", pod, get(c, "spec", "commonName"), get(c, "spec", "subject", "organizations"))
+		}
+		dns := strings.Join(toStrings(get(c, "spec", "dnsNames")), ",")
+		if !strings.Contains(dns, pod+".metasrv-peers,") || !strings.Contains(","+strings.Join(toStrings(get(c, "spec", "ipAddresses")), ","), ",127.0.0.1") {
+			t.Errorf("%s: dnsNames %s, ipAddresses %v: want %s.metasrv-peers and 127.0.0.1", pod, dns, get(c, "spec", "ipAddresses"), pod)
+		}
+		dpod := "datanode-" + strconv.Itoa(i)
+		d := objs["Certificate/"+dpod]
+		if d == nil {
+			t.Fatalf("no Certificate %s", dpod)
+		}
+		if want := "datanode-" + strconv.Itoa(i+1); get(d, "spec", "commonName") != want || get(d, "spec", "subject", "organizations", "0") != "metasrv-datanode" {
+			t.Errorf("pod %s: CN %v, O %v; want %s (id = ordinal + 1), metasrv-datanode", dpod, get(d, "spec", "commonName"), get(d, "spec", "subject", "organizations"), want)
+		}
+	}
+}
+
+// TestNoInsecureShipped: no shipped configuration turns the plaintext
+// refusal off.
+func TestNoInsecureShipped(t *testing.T) {
+	for _, f := range []string{"metasrv.yaml", "cert-manager.yaml", "../compose/docker-compose.yml", "../Dockerfile"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"--insecure", "INSECURE", "insecure=true"} {
+			if bytes.Contains(b, []byte(bad)) {
+				t.Errorf("%s contains %q", f, bad)
+			}
 		}
 	}
 }
