@@ -49,6 +49,7 @@ up: image
 	@echo "  curl $(COMPOSE_CURL) -X POST 'https://localhost:3002/admin/maintenance?enable=true'"
 	@echo "  curl $(COMPOSE_CURL) -X POST 'https://localhost:3002/admin/maintenance?enable=false'"
 	@echo "  curl $(COMPOSE_CURL) -X GET https://localhost:3002/admin/maintenance"
+	@echo "GreptimeDB's HTTP port (its routes only; same certificates): https://localhost:4000 (also :4100, :4200)"
 
 ## down: stop the containers and remove their network and volumes (the CA and certificates with them)
 down:

@@ -228,9 +228,9 @@ func (c *tcluster) do(tn *tnode, method, path string, body any, hdr ...string) r
 }
 
 // mustJSON sends a request, wants want, and decodes the answer into v.
-func (c *tcluster) mustJSON(tn *tnode, method, path string, body any, want int, v any) reply {
+func (c *tcluster) mustJSON(tn *tnode, method, path string, body any, want int, v any, hdr ...string) reply {
 	c.t.Helper()
-	r := c.do(tn, method, path, body)
+	r := c.do(tn, method, path, body, hdr...)
 	if r.status != want {
 		c.t.Fatalf("%s %s on %s: %s, want %d", method, path, tn.id, r, want)
 	}

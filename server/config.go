@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/metasrv/metasrv/server/certs"
+	"github.com/metasrv/metasrv/server/leader"
 	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
@@ -62,6 +63,15 @@ type Config struct {
 	SnapshotRetain    int
 
 	AdminToken string
+	// Credentials from files (NAME:SECRET lines), re-read on SIGHUP.
+	AdminTokenFile, ReadTokenFile, DatanodeTokenFile string
+	// MetricsPublic leaves /metrics open when reads need a credential.
+	MetricsPublic bool
+	// Datanode registration: at most MaxDatanodes, at RegisterRate per
+	// second (burst RegisterBurst).
+	MaxDatanodes          int
+	DatanodeRegisterRate  float64
+	DatanodeRegisterBurst int
 
 	// TLS. A nil source means plaintext on that surface, allowed only on
 	// loopback addresses unless Insecure.
@@ -201,6 +211,15 @@ func (c *Config) setDefaults() {
 	setDur(&c.RegionLease, 3*c.HeartbeatInterval+time.Second)
 	setDur(&c.CertPollInterval, DefaultCertPollInterval)
 	setDur(&c.RequestTimeout, DefaultRequestTimeout)
+	if c.MaxDatanodes == 0 {
+		c.MaxDatanodes = leader.DefaultMaxDatanodes
+	}
+	if c.DatanodeRegisterRate == 0 {
+		c.DatanodeRegisterRate = leader.DefaultRegisterRate
+	}
+	if c.DatanodeRegisterBurst == 0 {
+		c.DatanodeRegisterBurst = leader.DefaultRegisterBurst
+	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}
@@ -344,6 +363,11 @@ func (c *Config) checkPlaintext() error {
 		return nil
 	}
 	var need []string
+	// Off loopback, writes and heartbeats must be authenticated.
+	authed := c.ClientCertAuth || (c.AdminTokenFile != "" && c.DatanodeTokenFile != "")
+	if !authed && !certs.LoopbackAddr(c.RPCAddr) {
+		need = append(need, fmt.Sprintf("--client-cert-auth, or --admin-token-file and --datanode-token-file (--rpc-addr %s is not loopback: writes and heartbeats must be authenticated)", c.RPCAddr))
+	}
 	if c.ServerTLS == nil && !certs.LoopbackAddr(c.RPCAddr) {
 		need = append(need, fmt.Sprintf("--cert-file and --key-file (--rpc-addr %s is not loopback)", c.RPCAddr))
 	}
@@ -354,7 +378,7 @@ func (c *Config) checkPlaintext() error {
 		need = append(need, fmt.Sprintf("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file (--raft-addr %s is not loopback)", c.RaftAddr))
 	}
 	if len(need) > 0 {
-		return fmt.Errorf("refusing plaintext off loopback: set %s, or --insecure to run without TLS", strings.Join(need, "; "))
+		return fmt.Errorf("refusing to serve off loopback without TLS and authentication: set %s, or --insecure", strings.Join(need, "; "))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metasrv/metasrv/server/certs"
 )
 
 func TestParsePeers(t *testing.T) {
@@ -51,6 +53,18 @@ func TestConfigValidate(t *testing.T) {
 		{"bad rpc addr", func(c *Config) { c.RPCAddr = "nohost" }, "--rpc-addr"},
 		{"0.0.0.0 needs advertise", func(c *Config) { c.RPCAddr = "0.0.0.0:3002" }, "--advertise-rpc-addr"},
 		{"0.0.0.0 with advertise", func(c *Config) { c.RPCAddr, c.AdvertiseRPCAddr, c.Insecure = "0.0.0.0:3002", "meta1:3002", true }, ""},
+		{"off loopback without authentication", func(c *Config) {
+			c.RPCAddr, c.AdvertiseRPCAddr, c.ServerTLS = "0.0.0.0:3002", "meta1:3002", &certs.Source{}
+		}, "--client-cert-auth, or --admin-token-file and --datanode-token-file"},
+		{"off loopback with admin tokens only", func(c *Config) {
+			c.RPCAddr, c.AdvertiseRPCAddr, c.ServerTLS, c.AdminTokenFile = "0.0.0.0:3002", "meta1:3002", &certs.Source{}, "/x"
+		}, "--datanode-token-file"},
+		{"off loopback with both token files", func(c *Config) {
+			c.RPCAddr, c.AdvertiseRPCAddr, c.ServerTLS, c.AdminTokenFile, c.DatanodeTokenFile = "0.0.0.0:3002", "meta1:3002", &certs.Source{}, "/x", "/y"
+		}, ""},
+		{"off loopback with client certificates", func(c *Config) {
+			c.RPCAddr, c.AdvertiseRPCAddr, c.ServerTLS, c.ClientCertAuth = "0.0.0.0:3002", "meta1:3002", &certs.Source{}, true
+		}, ""},
 		{"plaintext API off loopback", func(c *Config) { c.RPCAddr, c.AdvertiseRPCAddr = "0.0.0.0:3002", "meta1:3002" }, "--cert-file and --key-file"},
 		{"plaintext raft off loopback", func(c *Config) { c.RaftAddr, c.AdvertiseRaftAddr = "10.0.0.1:3003", "10.0.0.1:3003" }, "--peer-cert-file, --peer-key-file and --peer-trusted-ca-file"},
 		{"empty host is not loopback", func(c *Config) { c.RaftAddr, c.AdvertiseRaftAddr = ":3003", "meta1:3003" }, "--peer-cert-file"},

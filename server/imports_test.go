@@ -25,13 +25,14 @@ var allowed = map[string][]string{
 	"fsm":                nil,
 	"server/wire":        nil,
 	"server/certs":       nil,
+	"server/auth":        {"server/certs"},
 	"failover":           {"fsm", "server/wire"},
 	"balancer":           {"fsm", "server/wire"},
 	"server/raftnode":    {"fsm", "server/wire", "server/certs"},
 	"server/leader":      {"server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
-	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
-	"server":             {"server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
-	"cmd/datanode/agent": {"server/wire", "server/certs"},
+	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth"},
+	"server":             {"server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth"},
+	"cmd/datanode/agent": {"server/wire", "server/certs", "server/auth"},
 }
 
 // noDirect lists imports a package must not name itself: the consensus and

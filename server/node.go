@@ -17,6 +17,7 @@ import (
 	"github.com/metasrv/metasrv/balancer"
 	"github.com/metasrv/metasrv/failover"
 	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/auth"
 	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/httpapi"
 	"github.com/metasrv/metasrv/server/leader"
@@ -33,6 +34,7 @@ type Node struct {
 	// sources are the certificate files this node reads, by use; reloaded
 	// together on SIGHUP and when their content changes.
 	sources   map[string]*certs.Source
+	tokens    *auth.Tokens
 	stopWatch context.CancelFunc
 
 	closeOnce sync.Once
@@ -69,6 +71,18 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	reg.MustRegister(certs.ExpiryCollector{Sources: sources})
+	tokens, err := auth.LoadTokens(auth.Files{Admin: cfg.AdminTokenFile, Read: cfg.ReadTokenFile,
+		Datanode: cfg.DatanodeTokenFile, Legacy: cfg.AdminToken})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("token files: %w", err)
+	}
+	if cfg.AdminToken != "" {
+		cfg.Logger.Warn("--admin-token (or METASRV_ADMIN_TOKEN) is readable by every local user in the process list or environment; prefer --admin-token-file")
+	}
+	for _, w := range tokens.Warnings() {
+		cfg.Logger.Warn("weak secret", "detail", w)
+	}
 	peers := make([]raftnode.Peer, len(cfg.Peers))
 	for i, p := range cfg.Peers {
 		peers[i] = raftnode.Peer(p)
@@ -98,6 +112,7 @@ func New(cfg Config) (*Node, error) {
 		BalancerInterval: cfg.BalancerInterval, BalancerCooldown: cfg.BalancerCooldown,
 		Balancer: balancer.Config{Tolerance: cfg.BalancerTolerance, MaxMoves: cfg.BalancerMaxMoves,
 			MaxPerNode: cfg.BalancerMaxMovesPerNode},
+		MaxDatanodes: cfg.MaxDatanodes, RegisterRate: cfg.DatanodeRegisterRate, RegisterBurst: cfg.DatanodeRegisterBurst,
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn)
 	api := httpapi.New(httpapi.Config{
@@ -106,6 +121,7 @@ func New(cfg Config) (*Node, error) {
 		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 		TLS: cfg.ServerTLS, NodeTLS: nodeTLS, ClientCertAuth: cfg.ClientCertAuth,
 		MaxConnections: cfg.MaxConnections, RequestTimeout: cfg.RequestTimeout,
+		Tokens: tokens, MetricsPublic: cfg.MetricsPublic,
 	}, rn, lead)
 	api.Attach(ln)
 	if cfg.HTTPAddr != "" {
@@ -117,7 +133,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		api.AttachGreptime(gln, cfg.HTTPGreptimeCompat)
 	}
-	return &Node{cfg: cfg, raft: rn, lead: lead, api: api, sources: sources}, nil
+	return &Node{cfg: cfg, raft: rn, lead: lead, api: api, sources: sources, tokens: tokens}, nil
 }
 
 // privateDataDir makes the data dir readable by this user only. A
@@ -165,8 +181,23 @@ func tlsSources(cfg Config) (map[string]*certs.Source, *certs.Source, error) {
 	return sources, nodeTLS, nil
 }
 
-// ReloadCertificates re-reads every certificate file (SIGHUP). A file that
-// cannot be read leaves that source as it was; the errors are returned.
+// Reload re-reads the certificate and token files (SIGHUP). A file that
+// cannot be read leaves what it held as it was; the errors are returned.
+func (n *Node) Reload() error {
+	var errs []error
+	if err := n.tokens.Reload(); err != nil {
+		n.cfg.Logger.Error("token files reload failed; keeping the previous tokens", "error", err)
+		errs = append(errs, fmt.Errorf("tokens: %w", err))
+	} else {
+		for _, w := range n.tokens.Warnings() {
+			n.cfg.Logger.Warn("weak secret", "detail", w)
+		}
+	}
+	return errors.Join(append(errs, n.ReloadCertificates())...)
+}
+
+// ReloadCertificates re-reads every certificate file. A file that cannot
+// be read leaves that source as it was; the errors are returned.
 func (n *Node) ReloadCertificates() error {
 	var errs []error
 	for use, s := range n.sources {

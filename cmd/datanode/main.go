@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	metasrvCA := fs.String("metasrv-ca-file", "", "CA (bundle) that signs metasrv's API certificates: heartbeats go over HTTPS, verified")
 	certFile := fs.String("cert-file", "", "this datanode's certificate (role metasrv-datanode, CN datanode-<id>): presented to metasrv, and served by /regions and /health (HTTPS)")
 	keyFile := fs.String("key-file", "", "key of --cert-file")
+	tokenFile := fs.String("token-file", "", "file holding this datanode's secret alone on a line (metasrv's --datanode-token-file names it datanode-<id>); sent with every heartbeat; re-read on SIGHUP")
 	insecure := fs.Bool("insecure", false, "allow plaintext on a non-loopback --addr or towards a non-loopback --metasrv")
 	if err := cli.ApplyEnv(fs, "DATANODE_", "version"); err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
@@ -121,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *metasrvCA != "" {
 		metasrvTLS = src
 	}
-	a, err := agent.New(agent.Config{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log, TLS: metasrvTLS})
+	a, err := agent.New(agent.Config{ID: n, Addr: *advertise, Metasrv: metas, DataDir: *dataDir, Logger: log, TLS: metasrvTLS, TokenFile: *tokenFile})
 	if err != nil {
 		fmt.Fprintf(stderr, "datanode: %v\n", err)
 		return 1
@@ -153,21 +154,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	if src != nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		report := func(changed bool, err error) {
-			if err != nil {
-				log.Error("certificate reload failed; keeping the previous files' content", "error", err)
-			} else if changed {
-				log.Info("certificates reloaded")
-			}
+	report := func(changed bool, err error) {
+		if err != nil {
+			log.Error("certificate reload failed; keeping the previous files' content", "error", err)
+		} else if changed {
+			log.Info("certificates reloaded")
 		}
-		go func() {
-			for range hup {
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if src != nil {
 				report(src.Reload())
 			}
-		}()
+			if err := a.ReloadToken(); err != nil {
+				log.Error("token file reload failed; keeping the previous secret", "error", err)
+			}
+		}
+	}()
+	if src != nil {
 		go src.Watch(ctx, 30*time.Second, report)
 	}
 	s := <-sigs

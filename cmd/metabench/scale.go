@@ -73,7 +73,7 @@ func (s *simNode) heartbeat(ctx context.Context, c *http.Client, la *leaderAddr,
 		hb.Regions = append(hb.Regions, id)
 	}
 	slices.Sort(hb.Regions)
-	out, hint, err := agent.Send(ctx, c, "http://"+addr, hb)
+	out, hint, err := agent.Send(ctx, c, "http://"+addr, "", hb)
 	var se *agent.StatusError
 	if errors.As(err, &se) {
 		if se.Code == http.StatusServiceUnavailable && hint != "" {
@@ -216,7 +216,7 @@ func runScale(e *env, n int, o scaleOpts, args []string) (*scaleResult, error) {
 
 	// Registration: every datanode heartbeated once and is alive.
 	ctx := context.Background()
-	base := "http://" + leader.RPCAddr
+	base := leader.URL("")
 	err = localcluster.Eventually(o.settle, func() error {
 		var dns []wire.Datanode
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

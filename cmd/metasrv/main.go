@@ -25,6 +25,7 @@ import (
 	"github.com/metasrv/metasrv/cmd/internal/cli"
 	"github.com/metasrv/metasrv/server"
 	"github.com/metasrv/metasrv/server/certs"
+	"github.com/metasrv/metasrv/server/leader"
 )
 
 // version, commit and branch are set at build time with
@@ -81,8 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			log.Info("SIGHUP: re-reading certificate files")
-			_ = node.ReloadCertificates()
+			log.Info("SIGHUP: re-reading certificate and token files")
+			_ = node.Reload()
 		}
 	}()
 	served := make(chan error, 1)
@@ -162,6 +163,13 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.IntVar(&cfg.BalancerMaxMovesPerNode, "balancer-max-moves-per-datanode", server.DefaultBalancerMaxMovesPerNode, "moves out of, and into, one datanode per balancing round at most")
 	fs.DurationVar(&cfg.BalancerCooldown, "balancer-cooldown", server.DefaultBalancerCooldown, "no balancing move of a region within this of its last move (a region that never moved, e.g. of a new table, may move at once)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "when set, every /admin write needs 'Authorization: Bearer TOKEN'")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "operators' tokens, one NAME:SECRET per line (# comments; a NAME may appear twice while its secret rotates): any of them may write and read; re-read on SIGHUP")
+	fs.StringVar(&cfg.ReadTokenFile, "read-token-file", "", "read-only tokens (NAME:SECRET lines); when set, every GET but the open routes (and /metrics with --metrics-public) needs a read or admin credential")
+	fs.StringVar(&cfg.DatanodeTokenFile, "datanode-token-file", "", "datanodes' tokens (NAME:SECRET lines): NAME datanode-<id> may heartbeat only as that id; any other NAME is a fleet token that may register datanodes but never change a known one's address")
+	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "leave /metrics open when reads need a credential")
+	fs.IntVar(&cfg.MaxDatanodes, "max-datanodes", leader.DefaultMaxDatanodes, "registered datanodes at most; a new one beyond it is refused (409 datanode_limit)")
+	fs.Float64Var(&cfg.DatanodeRegisterRate, "datanode-register-rate", leader.DefaultRegisterRate, "datanode registrations per second at most (429 rate_limited beyond, with Retry-After)")
+	fs.IntVar(&cfg.DatanodeRegisterBurst, "datanode-register-burst", leader.DefaultRegisterBurst, "registrations allowed at once above --datanode-register-rate")
 	var tf tlsFlags
 	fs.StringVar(&tf.peerCert, "peer-cert-file", "", "this member's certificate (role metasrv-node, CN = --node-id) for mutual TLS on the raft port, and for calls to other members' APIs")
 	fs.StringVar(&tf.peerKey, "peer-key-file", "", "key of --peer-cert-file")

@@ -44,6 +44,7 @@ type tlsOpts struct {
 	days               int
 	force              bool
 	name               string // --name (ca, client) or --node-id (node)
+	role               string // --role of a client: admin or read
 	id                 uint64
 	hosts              hostList
 	set                map[string]bool // flags given on the command line
@@ -110,17 +111,22 @@ always added to the hosts.`,
 	},
 	{
 		name:     "client",
-		synopsis: "metasrv tls client [--dir DIR] --name NAME [--days 365] [--force]",
+		synopsis: "metasrv tls client [--dir DIR] --name NAME [--role admin|read] [--days 365] [--force]",
 		about: `Issues an operator's or a tool's certificate, DIR/NAME.crt and DIR/NAME.key:
 role metasrv-client, CN NAME, for client use only. NAME is letters, digits
 and . _ @ - (at most 64, starting with a letter or digit). So that a client
 is never mistaken for a node or a datanode in logs and audits, these names
 are refused: ca; any name starting with datanode-; n followed by digits only
 (n1, n2, ...: how node ids are usually spelled); and the node id of any node
-certificate (role metasrv-node) already in DIR.`,
+certificate (role metasrv-node) already in DIR. --role read (the
+certificate's OrganizationalUnit) makes a read-only operator; admin, the
+default, may also write.`,
 		check: func(o *tlsOpts) error {
 			if !o.set["name"] {
 				return tlsUsageError("--name is required (see metasrv tls client --help)")
+			}
+			if o.role != "admin" && o.role != "read" {
+				return tlsUsageError("--role %q: want admin or read", o.role)
 			}
 			return nil
 		},
@@ -207,6 +213,7 @@ func runTLSSubcommand(sub *tlsSubcommand, args []string, stdout, stderr io.Write
 		fs.Var(&o.hosts, "host", "host names and IP addresses the datanode's /regions server is dialled by, comma-separated; may be repeated")
 	case "client":
 		fs.StringVar(&o.name, "name", "", "the client's name (required); see above for the names refused")
+		fs.StringVar(&o.role, "role", "admin", "admin (read and write) or read (read only)")
 	}
 	if sub.name != "ca" {
 		fs.StringVar(&o.caCert, "ca-cert", "", "the CA's certificate (default DIR/ca.crt)")
@@ -429,7 +436,11 @@ func issueClient(o *tlsOpts) ([]string, error) {
 	if err := checkClientName(o.dir, o.name); err != nil {
 		return nil, err
 	}
-	return issueLeaf(o, o.name, certs.Request{Role: certs.RoleClient, Name: o.name, Client: true})
+	unit := ""
+	if o.role == "read" {
+		unit = "read"
+	}
+	return issueLeaf(o, o.name, certs.Request{Role: certs.RoleClient, Name: o.name, Unit: unit, Client: true})
 }
 
 func withLoopback(hosts []string) []string {

@@ -574,3 +574,34 @@ func TestTLSCommandCertificatesHandshake(t *testing.T) {
 		})
 	}
 }
+
+// --role read makes a read-only operator (OrganizationalUnit read).
+func TestTLSClientRole(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"tls", "ca", "--dir", dir}, &out, &errb); code != 0 {
+		t.Fatalf("ca: %d %s", code, errb.String())
+	}
+	for _, tc := range []struct {
+		role, unit string
+		code       int
+	}{{"read", "read", 0}, {"admin", "", 0}, {"root", "", 2}} {
+		out.Reset()
+		errb.Reset()
+		name := "op-" + tc.role
+		code := run([]string{"tls", "client", "--dir", dir, "--name", name, "--role", tc.role}, &out, &errb)
+		if code != tc.code {
+			t.Fatalf("--role %s: exit %d, want %d: %s", tc.role, code, tc.code, errb.String())
+		}
+		if code != 0 {
+			continue
+		}
+		s, err := certs.Load(certs.Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ou := strings.Join(s.Leaf().Subject.OrganizationalUnit, ","); ou != tc.unit {
+			t.Fatalf("--role %s: OU %q, want %q", tc.role, ou, tc.unit)
+		}
+	}
+}

@@ -111,7 +111,8 @@ func run() int {
 		"METASRV_BALANCER_COOLDOWN=0s",
 	}
 	for i, n := range metas {
-		env = append(env, fmt.Sprintf("METASRV%d_PORT=127.0.0.1:%d", i+1, n.Port))
+		env = append(env, fmt.Sprintf("METASRV%d_PORT=127.0.0.1:%d", i+1, n.Port),
+			fmt.Sprintf("METASRV%d_HTTP_PORT=127.0.0.1:%d", i+1, n.Port+1))
 	}
 	for i, n := range datanodes {
 		env = append(env, fmt.Sprintf("DATANODE%d_PORT=127.0.0.1:%d", i+1, n.Port))

@@ -288,3 +288,39 @@ func TestNoInsecureShipped(t *testing.T) {
 		}
 	}
 }
+
+// GreptimeDB's HTTP port is served (:4000, compat for its operator) and
+// the NetworkPolicy admits it only from the operator's namespace; raft
+// only from metasrv pods.
+func TestManifestGreptimePortAndNetworkPolicy(t *testing.T) {
+	docs := load(t)
+	args := get(docs["StatefulSet/metasrv"], "spec", "template", "spec", "containers", "0", "args").([]any)
+	var have []string
+	for _, a := range args {
+		have = append(have, a.(string))
+	}
+	joined := strings.Join(have, " ")
+	for _, want := range []string{"--http-addr=0.0.0.0:4000", "--http-greptime-compat"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("metasrv args lack %s: %v", want, have)
+		}
+	}
+	np, ok := docs["NetworkPolicy/metasrv"]
+	if !ok {
+		t.Fatal("no NetworkPolicy metasrv")
+	}
+	rules := get(np, "spec", "ingress").([]any)
+	from := map[int]any{}
+	for _, r := range rules {
+		for _, p := range get(r, "ports").([]any) {
+			port := get(p, "port").(int)
+			from[port] = get(r, "from")
+		}
+	}
+	if get(from[4000], "0", "namespaceSelector") == nil || get(from[4000], "0", "podSelector") != nil || len(from[4000].([]any)) != 1 {
+		t.Errorf("port 4000 must be admitted from the operator's namespace only: %v", from[4000])
+	}
+	if get(from[3003], "0", "podSelector", "matchLabels", "app") != "metasrv" || len(from[3003].([]any)) != 1 {
+		t.Errorf("raft (3003) must be admitted from metasrv pods only: %v", from[3003])
+	}
+}

@@ -132,6 +132,7 @@ func parseKey(b []byte) (crypto.Signer, error) {
 type Request struct {
 	Role     string   // Organization
 	Name     string   // CommonName
+	Unit     string   // OrganizationalUnit: an operator's scope ("read" or "admin"), optional
 	Hosts    []string // DNS names and IP addresses (SANs)
 	Validity time.Duration
 	Server   bool // usable by a server (ExtKeyUsageServerAuth)
@@ -162,6 +163,9 @@ func (a *Authority) Issue(r Request) (certPEM, keyPEM []byte, err error) {
 	}
 	if r.Role != "" {
 		tmpl.Subject.Organization = []string{r.Role}
+		if r.Unit != "" {
+			tmpl.Subject.OrganizationalUnit = []string{r.Unit}
+		}
 	}
 	if r.Server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)

@@ -53,6 +53,8 @@ var answers = []struct {
 	{err: raftnode.ErrNotFound, answer: answer{http.StatusNotFound, codeNotFound, ""}},
 	{err: raftnode.ErrConflict, answer: answer{http.StatusConflict, codeConflict, ""}},
 	{err: leader.ErrNoDatanode, answer: answer{http.StatusServiceUnavailable, "no_datanode", ""}},
+	{err: leader.ErrDatanodeLimit, answer: answer{http.StatusConflict, "datanode_limit", ""}},
+	{err: leader.ErrRegisterRate, answer: answer{http.StatusTooManyRequests, "rate_limited", ""}},
 	{err: failover.ErrImplausible, answer: answer{http.StatusBadRequest, "implausible_heartbeat", ""}},
 
 	{reject: fsm.RejectEpochMismatch, answer: answer{http.StatusConflict, "epoch_mismatch", ""}},
@@ -140,7 +142,7 @@ func writeError(w http.ResponseWriter, err error) {
 	for k, v := range ae.Extra {
 		body[k] = v
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
 	writeJSON(w, ae.Status, body)

@@ -127,6 +127,9 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	req.Header.Set(hdrForwardedBy, s.cfg.NodeID)
 	req.Header.Set(hdrClientAddr, clientAddr(r))
+	id := identityOf(r)
+	req.Header.Set(hdrIdentity, id.Name)
+	req.Header.Set(hdrScope, id.Scope.String())
 	resp, err := s.client.Load().Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -199,9 +202,10 @@ func (s *Server) cancelOnLeaderChange(ctx context.Context, addr string) (context
 }
 
 // clientAddr is the address of whoever sent the request, looking through
-// one forwarding hop.
+// one forwarding hop. Over HTTPS the forwarded address is believed only
+// from a member that proved itself with its certificate.
 func clientAddr(r *http.Request) string {
-	if r.Header.Get(hdrForwardedBy) != "" {
+	if r.Header.Get(hdrForwardedBy) != "" && (r.TLS == nil || trustedForward(r)) {
 		if a := r.Header.Get(hdrClientAddr); a != "" {
 			return a
 		}

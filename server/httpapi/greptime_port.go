@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/metasrv/metasrv/server/auth"
 )
 
 // The GreptimeDB-style HTTP port (--http-addr) serves only the routes of
@@ -48,9 +50,13 @@ func (s *Server) greptimeRoutes() []route {
 // node's own credentials carry its writes (forwarded ones included) and
 // writes record compatIdentity.
 func (s *Server) greptimeHandler(compat bool) http.Handler {
-	gate := s.certAllowed
+	gate := s.authorize
 	if compat {
-		gate = nil
+		// No credentials here: every caller is greptime-compat, an
+		// operator, and the node's own credentials carry it onwards.
+		gate = func(_ string, _ access, r *http.Request) (*http.Request, error) {
+			return withIdentity(r, auth.Identity{Name: compatIdentity, Scope: auth.ScopeAdmin}), nil
+		}
 	}
 	h := s.router(s.greptimeRoutes(), "greptime:", gate)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,8 +72,8 @@ func (s *Server) greptimeHandler(compat bool) http.Handler {
 		if compat {
 			r2.URL.RawQuery = url.Values{"by": {compatIdentity}}.Encode()
 			r2.Header.Del("Authorization")
-			if s.cfg.AdminToken != "" {
-				r2.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
+			if tok := s.cfg.Tokens.Own(); tok != "" {
+				r2.Header.Set("Authorization", "Bearer "+tok)
 			}
 		}
 		h.ServeHTTP(w, r2)

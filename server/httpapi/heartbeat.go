@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/metasrv/metasrv/server/auth"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -23,6 +24,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			err = badRequest("addr %q: %v", hb.Addr, e)
 		}
 	}
+	if err == nil {
+		err = s.heartbeatAllowed(r, hb)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -33,4 +37,25 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// heartbeatAllowed binds a datanode's credential to its id: a certificate
+// (CN datanode-<id>) or a token named datanode-<id> heartbeats only as that
+// id; a fleet token (any other name) may register new ids and heartbeat,
+// but never change a known id's address.
+func (s *Server) heartbeatAllowed(r *http.Request, hb wire.Heartbeat) error {
+	id := identityOf(r)
+	if id.Scope != auth.ScopeDatanode {
+		return nil // authorize let it through: heartbeats need no credential here
+	}
+	if id.DatanodeID != 0 {
+		if hb.ID != id.DatanodeID {
+			return errorf(http.StatusForbidden, codeForbidden, "%s may heartbeat only as datanode %d, not %d", id.Name, id.DatanodeID, hb.ID)
+		}
+		return nil
+	}
+	if d, ok := s.fsm.Datanode(hb.ID); ok && d.Addr != hb.Addr {
+		return errorf(http.StatusForbidden, codeForbidden, "the fleet credential %s may not change datanode %d's address (%s); give the datanode its own credential (datanode-%d)", id.Name, hb.ID, d.Addr, hb.ID)
+	}
+	return nil
 }

@@ -60,8 +60,12 @@ func (s *Server) call(ctx context.Context, method, url string, body []byte) (int
 	// Reads (member probes, status) never carry the token: the address
 	// probed comes from the member table, which another member may have
 	// written, and must not be handed a secret.
-	if s.cfg.AdminToken != "" && method != http.MethodGet {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
+	tok := s.cfg.Tokens.Own()
+	if method == http.MethodGet {
+		tok = s.cfg.Tokens.OwnRead()
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := s.client.Load().Do(req)
 	if err != nil {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"mime"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/metasrv/metasrv/server/certs"
 )
 
 // maxBody bounds every request and relayed response body.
@@ -156,30 +153,14 @@ var openRoutes = map[string]bool{
 // heartbeatRoute is the one route a datanode's certificate may use.
 const heartbeatRoute = "/v1/heartbeat"
 
-// certAllowed is the --client-cert-auth gate: a route that is not open
-// needs a verified client certificate, and a datanode's certificate only
-// heartbeats.
-func (s *Server) certAllowed(path string, r *http.Request) error {
-	if !s.cfg.ClientCertAuth || openRoutes[path] {
-		return nil
-	}
-	id, ok := certs.PeerIdentity(r.TLS)
-	if !ok {
-		return errorf(http.StatusUnauthorized, codeUnauthorized, "%s needs a client certificate from the trusted CA (this node runs with --client-cert-auth)", path)
-	}
-	if id.Role == certs.RoleDatanode && path != heartbeatRoute {
-		return errorf(http.StatusForbidden, codeForbidden, "certificate %s may only send heartbeats", id)
-	}
-	return nil
-}
-
 func ptr[T any](v T) *T { return &v }
 
-func (s *Server) routes() http.Handler { return s.router(s.apiRoutes(), "", s.certAllowed) }
+func (s *Server) routes() http.Handler { return s.router(s.apiRoutes(), "", s.authorize) }
 
 // router serves routes; metrics label each route with prefix + its path.
-// gate, when set, may refuse a request before its endpoint runs.
-func (s *Server) router(routes []route, prefix string, gate func(path string, r *http.Request) error) http.Handler {
+// gate authorizes each request before its endpoint runs (and attaches
+// the caller's identity).
+func (s *Server) router(routes []route, prefix string, gate func(path string, acc access, r *http.Request) (*http.Request, error)) http.Handler {
 	r := mux.NewRouter()
 	for _, rt := range routes {
 		rt := rt
@@ -207,11 +188,10 @@ func (s *Server) router(routes []route, prefix string, gate func(path string, r 
 					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))
 				return
 			}
-			if gate != nil {
-				if err := gate(rt.path, req); err != nil {
-					writeError(w, err)
-					return
-				}
+			req, err := gate(rt.path, ep.access(req), req)
+			if err != nil {
+				writeError(w, err)
+				return
 			}
 			s.serveEndpoint(w, req, ep)
 		})))
@@ -229,10 +209,6 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoi
 		return
 	}
 	if acc == write {
-		if !s.authorized(r) {
-			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "this write needs the header Authorization: Bearer <admin token>"))
-			return
-		}
 		if r.Header.Get(hdrForwardedBy) != "" {
 			// Already warned about on the node that received it.
 		} else if r.Method == http.MethodGet {
@@ -304,14 +280,6 @@ func staleParam(r *http.Request) (bool, error) {
 		return false, nil
 	}
 	return false, badRequest("stale=%q: want true or false (or bare ?stale)", q.Get("stale"))
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.AdminToken == "" {
-		return true
-	}
-	tok, ok := bearer(r)
-	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
 }
 
 // bearer is the token of an Authorization header; the scheme is

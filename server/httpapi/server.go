@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/auth"
 	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/leader"
 	"github.com/metasrv/metasrv/server/raftnode"
@@ -45,6 +46,11 @@ type Config struct {
 	// ClientCertAuth makes every route but the open ones need a verified
 	// client certificate.
 	ClientCertAuth bool
+	// Tokens are the named secrets accepted (--admin-token-file,
+	// --read-token-file, --datanode-token-file, and --admin-token).
+	Tokens *auth.Tokens
+	// MetricsPublic leaves /metrics open when reads need a credential.
+	MetricsPublic bool
 	// MaxConnections caps open API connections (0: no cap).
 	MaxConnections int
 	// RequestTimeout bounds one request (0: 10 s); it is raised to cover

@@ -23,6 +23,9 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 		return wire.HeartbeatResponse{}, err
 	}
 	if d, ok := l.fsm.Datanode(hb.ID); !ok || d.Addr != hb.Addr {
+		if err := l.admitRegistration(hb.ID, ok); err != nil {
+			return wire.HeartbeatResponse{}, err
+		}
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
 		_, err := l.node.Commit(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
 		cancel()

@@ -33,6 +33,12 @@ type Config struct {
 	BalancerCooldown time.Duration
 	Balancer         balancer.Config
 
+	// MaxDatanodes caps registered datanodes (0: no cap); RegisterRate and
+	// RegisterBurst bound registrations (rate 0: unlimited).
+	MaxDatanodes  int
+	RegisterRate  float64
+	RegisterBurst int
+
 	Now      func() time.Time
 	Logger   hclog.Logger
 	Registry *prometheus.Registry
@@ -62,6 +68,8 @@ type Leader struct {
 	log     hclog.Logger
 	metrics *metrics
 	term    atomic.Pointer[term]
+
+	registrations *bucket
 }
 
 // term is the leader-local state of one leadership term.
@@ -82,7 +90,7 @@ func New(cfg Config, node *raftnode.Node) *Leader {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	l := &Leader{cfg: cfg, node: node, fsm: node.FSM(), log: cfg.Logger}
+	l := &Leader{cfg: cfg, node: node, fsm: node.FSM(), log: cfg.Logger, registrations: newBucket(cfg.RegisterRate, cfg.RegisterBurst)}
 	l.metrics = newMetrics(l, cfg.Registry)
 	return l
 }

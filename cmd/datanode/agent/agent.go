@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/metasrv/metasrv/server/auth"
 	"github.com/metasrv/metasrv/server/certs"
 	"github.com/metasrv/metasrv/server/wire"
 )
@@ -32,6 +34,10 @@ type Config struct {
 	// its CA and by the host dialled, and its certificate (role
 	// metasrv-datanode, CN datanode-<id>), if any, is presented.
 	TLS *certs.Source
+	// TokenFile holds this datanode's secret (alone on a line), sent as a
+	// bearer token with every heartbeat, also when metasrv does not ask
+	// for one, so authentication can be switched on agents first.
+	TokenFile string
 }
 
 func newClient(src *certs.Source) *http.Client {
@@ -41,6 +47,27 @@ func newClient(src *certs.Source) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{Transport: &http.Transport{DialTLSContext: src.DialTLS(d, tls.VersionTLS12, nil),
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
+}
+
+// ReloadToken re-reads the token file (SIGHUP); on error the old secret
+// stays.
+func (a *Agent) ReloadToken() error {
+	if a.cfg.TokenFile == "" {
+		return nil
+	}
+	s, err := auth.ReadSecretFile(a.cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	a.token.Store(&s)
+	return nil
+}
+
+func (a *Agent) bearer() string {
+	if t := a.token.Load(); t != nil {
+		return *t
+	}
+	return ""
 }
 
 func (a *Agent) scheme() string {
@@ -57,6 +84,7 @@ type Agent struct {
 	cfg    Config
 	log    hclog.Logger
 	client *http.Client
+	token  atomic.Pointer[string]
 	start  time.Time
 	seq    uint64
 
@@ -77,6 +105,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, client: newClient(cfg.TLS), start: cfg.Now(),
 		open: map[uint64]bool{}, interval: defaultInterval}
+	if err := a.ReloadToken(); err != nil {
+		return nil, fmt.Errorf("--token-file: %w", err)
+	}
 	if err := a.load(); err != nil {
 		return nil, err
 	}
@@ -188,7 +219,7 @@ func (a *Agent) heartbeat(ctx context.Context, sent time.Time, interval time.Dur
 func (a *Agent) send(ctx context.Context, addr string, hb wire.Heartbeat, timeout time.Duration) (wire.HeartbeatResponse, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return Send(ctx, a.client, a.scheme()+addr, hb)
+	return Send(ctx, a.client, a.scheme()+addr, a.bearer(), hb)
 }
 
 // apply obeys a heartbeat answer: close what it no longer owns, open what

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -60,5 +61,41 @@ func TestAgentRenewsTheLeaseOnlyForAnAcknowledgedHeartbeat(t *testing.T) {
 				t.Fatalf("serving %v after 3 answers, want serving region 5: %t", got, tc.serve)
 			}
 		})
+	}
+}
+
+// The agent sends its secret with every heartbeat, also when metasrv does
+// not ask for one, so authentication can be switched on agents first.
+func TestAgentSendsItsToken(t *testing.T) {
+	const secret = "datanode-1-secret-0123456789abcdef0123"
+	file := t.TempDir() + "/token"
+	if err := os.WriteFile(file, []byte("# datanode 1\n"+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("Authorization"):
+		default:
+		}
+		_ = json.NewEncoder(w).Encode(wire.HeartbeatResponse{LeaderID: "m1", HeartbeatIntervalMs: 20, LeaseMs: 1000})
+	}))
+	defer srv.Close()
+	a, err := New(Config{ID: 1, Addr: "127.0.0.1:1", Metasrv: []string{strings.TrimPrefix(srv.URL, "http://")},
+		Logger: hclog.NewNullLogger(), TokenFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case h := <-got:
+		if h != "Bearer "+secret {
+			t.Fatalf("Authorization %q", h)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no heartbeat")
 	}
 }

@@ -29,7 +29,7 @@ func (e *StatusError) Error() string {
 // bounded by ctx, and decodes a 200 answer. Any other answer is a
 // *StatusError, and hint is the leader's RPC address it names (a
 // not_leader answer does), or "".
-func Send(ctx context.Context, c *http.Client, base string, hb wire.Heartbeat) (resp wire.HeartbeatResponse, hint string, err error) {
+func Send(ctx context.Context, c *http.Client, base, token string, hb wire.Heartbeat) (resp wire.HeartbeatResponse, hint string, err error) {
 	body, err := json.Marshal(hb)
 	if err != nil {
 		return resp, "", err
@@ -39,6 +39,9 @@ func Send(ctx context.Context, c *http.Client, base string, hb wire.Heartbeat) (
 		return resp, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	r, err := c.Do(req)
 	if err != nil {
 		return resp, "", err

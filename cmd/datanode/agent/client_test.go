@@ -22,7 +22,7 @@ func TestSendBody(t *testing.T) {
 		_, _ = io.WriteString(w, `{"leader_id":"m1","heartbeat_interval_ms":500,"lease_ms":2500,"regions":[1,2],"open":[2],"close":[3]}`)
 	}))
 	defer srv.Close()
-	resp, hint, err := Send(context.Background(), srv.Client(), srv.URL,
+	resp, hint, err := Send(context.Background(), srv.Client(), srv.URL, "",
 		wire.Heartbeat{ID: 7, Addr: "127.0.0.1:4001", StartTimeMs: 42, Seq: 3, Regions: []uint64{}})
 	if err != nil || hint != "" {
 		t.Fatalf("Send: %v (hint %q)", err, hint)
@@ -47,7 +47,7 @@ func TestSendNotLeader(t *testing.T) {
 		_, _ = io.WriteString(w, body+"\n")
 	}))
 	defer srv.Close()
-	_, hint, err := Send(context.Background(), srv.Client(), srv.URL, wire.Heartbeat{ID: 1, Addr: "a:1"})
+	_, hint, err := Send(context.Background(), srv.Client(), srv.URL, "", wire.Heartbeat{ID: 1, Addr: "a:1"})
 	var se *StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || hint != "127.0.0.2:3002" {
 		t.Fatalf("Send: %v (hint %q), want a 503 StatusError naming 127.0.0.2:3002", err, hint)
