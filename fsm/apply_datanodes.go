@@ -31,7 +31,7 @@ func (f *FSM) applyRemoveDatanode(index uint64, c RemoveDatanode) Result {
 		return Result{Code: RejectHasRegions, Reason: fmt.Sprintf("datanode %d still owns %d regions", c.ID, n)}
 	}
 	delete(f.st.Datanodes, c.ID)
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeRemoved, By: c.By,
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeRemoved, By: c.By, Identity: c.Identity,
 		Fields: map[string]string{"datanode": strconv.FormatUint(c.ID, 10)}})
 	return Result{Applied: true}
 }
@@ -50,7 +50,7 @@ func (f *FSM) applySetAdminState(index uint64, c SetDatanodeAdminState) Result {
 		return Result{Applied: true}
 	}
 	d.AdminState = c.State
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeAdminState, By: c.By, Fields: map[string]string{
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeAdminState, By: c.By, Identity: c.Identity, Fields: map[string]string{
 		"datanode": strconv.FormatUint(c.ID, 10), "state": c.State}})
 	return Result{Applied: true}
 }

@@ -20,12 +20,13 @@ func (f *FSM) applySetMaintenance(index uint64, c SetMaintenance) Result {
 	next.Enabled = c.Enabled
 	next.Reason = c.Reason
 	next.By = c.By
+	next.Identity = c.Identity
 	next.ExpiresAt = nil // an enable without ttl clears any earlier expiry
 	if c.TTL > 0 {
 		t := c.Time.Add(c.TTL)
 		next.ExpiresAt = &t
 	}
-	if cur.Enabled == next.Enabled && cur.Reason == next.Reason && cur.By == next.By &&
+	if cur.Enabled == next.Enabled && cur.Reason == next.Reason && cur.By == next.By && cur.Identity == next.Identity &&
 		timeEqual(cur.ExpiresAt, next.ExpiresAt) {
 		return Result{Applied: true} // idempotent repeat: no epoch bump, no event
 	}
@@ -43,7 +44,7 @@ func (f *FSM) applySetMaintenance(index uint64, c SetMaintenance) Result {
 	case !next.Enabled && cur.Enabled:
 		typ = EventMaintenanceDisabled
 	}
-	ev := Event{Index: index, Time: c.Time, Type: typ, By: c.By, Reason: c.Reason, Epoch: next.Epoch}
+	ev := Event{Index: index, Time: c.Time, Type: typ, By: c.By, Identity: c.Identity, Reason: c.Reason, Epoch: next.Epoch}
 	if next.ExpiresAt != nil {
 		ev.Fields = map[string]string{"expires_at": next.ExpiresAt.UTC().Format(time.RFC3339Nano)}
 	}

@@ -36,7 +36,7 @@ func (f *FSM) applyRemoveMember(index uint64, c RemoveMember) Result {
 		return Result{Applied: true}
 	}
 	delete(f.st.Members, c.ID)
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMemberRemoved, By: c.By,
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMemberRemoved, By: c.By, Identity: c.Identity,
 		Fields: map[string]string{"id": c.ID}})
 	return Result{Applied: true}
 }

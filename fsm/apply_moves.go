@@ -43,7 +43,7 @@ func (f *FSM) applyMoveRegions(index uint64, c MoveRegions) Result {
 		if c.Cause == CauseFailover {
 			fields["phi"] = strconv.FormatFloat(m.Phi, 'f', 2, 64)
 		}
-		f.addEvent(Event{Index: index, Time: c.Time, Type: EventRegionMoved, By: c.By, Fields: fields})
+		f.addEvent(Event{Index: index, Time: c.Time, Type: EventRegionMoved, By: c.By, Identity: c.Identity, Fields: fields})
 	}
 	if len(res.Moved) == 0 && len(res.Rejected) > 0 {
 		res.Applied = false

@@ -11,16 +11,19 @@ type Procedures struct {
 	Epoch  uint64 `json:"epoch"`
 	Reason string `json:"reason"`
 	By     string `json:"by"`
+	// Identity is who authenticated the last change (IdentityProtocol).
+	Identity string `json:"identity,omitempty"`
 	// Since is when Paused last changed value; nil until the first change.
 	Since *time.Time `json:"since"`
 }
 
 // SetProcedures pauses or resumes the procedure manager (protocol 3).
 type SetProcedures struct {
-	Paused bool      `json:"paused"`
-	Reason string    `json:"reason,omitempty"`
-	By     string    `json:"by,omitempty"`
-	Time   time.Time `json:"time"`
+	Paused   bool      `json:"paused"`
+	Reason   string    `json:"reason,omitempty"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // applySetProcedures pauses or resumes. The state is the flag: pausing
@@ -33,12 +36,12 @@ func (f *FSM) applySetProcedures(index uint64, c SetProcedures) Result {
 		return Result{Applied: true}
 	}
 	t := c.Time
-	f.st.Procedures = Procedures{Paused: c.Paused, Epoch: cur.Epoch + 1, Reason: c.Reason, By: c.By, Since: &t}
+	f.st.Procedures = Procedures{Paused: c.Paused, Epoch: cur.Epoch + 1, Reason: c.Reason, By: c.By, Identity: c.Identity, Since: &t}
 	typ := EventProceduresResumed
 	if c.Paused {
 		typ = EventProceduresPaused
 	}
-	f.addEvent(Event{Index: index, Time: c.Time, Type: typ, By: c.By, Reason: c.Reason, Epoch: cur.Epoch + 1})
+	f.addEvent(Event{Index: index, Time: c.Time, Type: typ, By: c.By, Identity: c.Identity, Reason: c.Reason, Epoch: cur.Epoch + 1})
 	return Result{Applied: true}
 }
 

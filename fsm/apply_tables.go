@@ -31,7 +31,7 @@ func (f *FSM) applyCreateTable(index uint64, c CreateTable) Result {
 		created = append(created, *r)
 	}
 	f.st.Tables[c.Name] = t
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventTableCreated, By: c.By, Fields: map[string]string{
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventTableCreated, By: c.By, Identity: c.Identity, Fields: map[string]string{
 		"table": c.Name, "regions": strconv.Itoa(len(created))}})
 	return Result{Applied: true, Regions: created}
 }
@@ -55,6 +55,6 @@ func (f *FSM) applyDropTable(index uint64, c DropTable) Result {
 		f.owners.remove(dn, ids...)
 	}
 	delete(f.st.Tables, c.Name)
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventTableDropped, By: c.By, Fields: map[string]string{"table": c.Name}})
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventTableDropped, By: c.By, Identity: c.Identity, Fields: map[string]string{"table": c.Name}})
 	return Result{Applied: true}
 }

@@ -22,12 +22,16 @@ type InitCluster struct {
 // SetMaintenance turns maintenance on or off. IfEpoch, when set, makes the
 // write a compare-and-set against the current epoch.
 type SetMaintenance struct {
-	Enabled bool          `json:"enabled"`
-	Reason  string        `json:"reason,omitempty"`
-	By      string        `json:"by,omitempty"`
-	TTL     time.Duration `json:"ttl,omitempty"`
-	IfEpoch *uint64       `json:"if_epoch,omitempty"`
-	Time    time.Time     `json:"time"`
+	Enabled bool   `json:"enabled"`
+	Reason  string `json:"reason,omitempty"`
+	By      string `json:"by,omitempty"`
+	// Identity is who authenticated the write (a token NAME, a
+	// certificate CN, or "anonymous"); set only once every member speaks
+	// IdentityProtocol, so every replica records the same.
+	Identity string        `json:"identity,omitempty"`
+	TTL      time.Duration `json:"ttl,omitempty"`
+	IfEpoch  *uint64       `json:"if_epoch,omitempty"`
+	Time     time.Time     `json:"time"`
 }
 
 // ExpireMaintenance ends the window with Epoch, if it is still the current one.
@@ -44,9 +48,17 @@ type SetMember struct {
 
 // RemoveMember drops a member from the directory.
 type RemoveMember struct {
-	ID   string    `json:"id"`
-	By   string    `json:"by,omitempty"`
-	Time time.Time `json:"time"`
+	ID       string    `json:"id"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Actor is who an operator write is recorded as: By (what the caller says,
+// or who it is) and Identity (who authenticated it; empty below
+// IdentityProtocol).
+type Actor struct {
+	By, Identity string
 }
 
 // Encode wraps a payload in the envelope at the type's registered version
@@ -69,9 +81,10 @@ type RegisterDatanode struct {
 
 // RemoveDatanode removes a datanode that holds no regions.
 type RemoveDatanode struct {
-	ID   uint64    `json:"id"`
-	By   string    `json:"by,omitempty"`
-	Time time.Time `json:"time"`
+	ID       uint64    `json:"id"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // CreateTable creates a table whose regions are placed on Placement (one
@@ -81,22 +94,25 @@ type CreateTable struct {
 	Name      string    `json:"name"`
 	Placement []uint64  `json:"placement"`
 	By        string    `json:"by,omitempty"`
+	Identity  string    `json:"identity,omitempty"`
 	Time      time.Time `json:"time"`
 }
 
 // DropTable drops a table and its regions.
 type DropTable struct {
-	Name string    `json:"name"`
-	By   string    `json:"by,omitempty"`
-	Time time.Time `json:"time"`
+	Name     string    `json:"name"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // SetDatanodeAdminState cordons, drains or uncordons a datanode.
 type SetDatanodeAdminState struct {
-	ID    uint64    `json:"id"`
-	State string    `json:"state"`
-	By    string    `json:"by,omitempty"`
-	Time  time.Time `json:"time"`
+	ID       uint64    `json:"id"`
+	State    string    `json:"state"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // Move causes. While maintenance is on, only operator causes are accepted
@@ -121,10 +137,11 @@ type Move struct {
 // this entry's log position: a stale expected owner, an unknown region or
 // target rejects that move; maintenance rejects every automatic move.
 type MoveRegions struct {
-	Cause string    `json:"cause"`
-	Moves []Move    `json:"moves"`
-	By    string    `json:"by,omitempty"`
-	Time  time.Time `json:"time"`
+	Cause    string    `json:"cause"`
+	Moves    []Move    `json:"moves"`
+	By       string    `json:"by,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // MoveRejection says why one move was not applied.

@@ -26,7 +26,7 @@ func (f *FSM) maintenanceRefusesLocked(index uint64, c MoveRegions) (res Result,
 	for _, m := range c.Moves {
 		res.Rejected = append(res.Rejected, MoveRejection{Move: m, Code: RejectMaintenance, Reason: res.Reason})
 	}
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMoveRejected, By: c.By, Reason: res.Reason,
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMoveRejected, By: c.By, Identity: c.Identity, Reason: res.Reason,
 		Fields: map[string]string{"cause": c.Cause, "moves": strconv.Itoa(len(c.Moves))}})
 	return res, true
 }

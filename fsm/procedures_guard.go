@@ -38,7 +38,7 @@ func (f *FSM) proceduresRefuseMovesLocked(index uint64, c MoveRegions) (res Resu
 	for _, m := range c.Moves {
 		res.Rejected = append(res.Rejected, MoveRejection{Move: m, Code: RejectProceduresPaused, Reason: why})
 	}
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMoveRejected, By: c.By, Reason: why,
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventMoveRejected, By: c.By, Identity: c.Identity, Reason: why,
 		Fields: map[string]string{"cause": c.Cause, "moves": strconv.Itoa(len(c.Moves))}})
 	return res, true
 }

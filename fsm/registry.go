@@ -29,8 +29,14 @@ const (
 // a command it does not know (which would stop it, by design).
 // Protocol 2 adds no command: it says the member reads snapshot format 2
 // (CompactSnapshotProtocol). Protocol 3 adds SetProcedures (the procedure
-// pause).
-const Protocol = 3
+// pause). Protocol 4 adds no command: writes carry the authenticated
+// Identity beside By (IdentityProtocol).
+const Protocol = 4
+
+// IdentityProtocol is the level at which commands carry Identity: a
+// leader sets it only once every member records this level, so no replica
+// applies a write without the field another applied with it.
+const IdentityProtocol = 4
 
 // The registry: one line per command type, register(type, version,
 // protocol, handler). version is the highest envelope version this binary

@@ -12,6 +12,8 @@ type Maintenance struct {
 	Epoch   uint64 `json:"epoch"`
 	Reason  string `json:"reason"`
 	By      string `json:"by"`
+	// Identity is who authenticated the change in effect (IdentityProtocol).
+	Identity string `json:"identity,omitempty"`
 	// Since is when Enabled last changed value; nil until the first change.
 	Since     *time.Time `json:"since"`
 	ExpiresAt *time.Time `json:"expires_at"`
@@ -33,13 +35,15 @@ type Member struct {
 // Event is one entry of the bounded change log. Index is the raft index of
 // the entry that caused it, so readers can tell what they missed.
 type Event struct {
-	Index  uint64            `json:"index"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	By     string            `json:"by,omitempty"`
-	Reason string            `json:"reason,omitempty"`
-	Epoch  uint64            `json:"epoch,omitempty"`
-	Fields map[string]string `json:"fields,omitempty"`
+	Index uint64    `json:"index"`
+	Time  time.Time `json:"time"`
+	Type  string    `json:"type"`
+	By    string    `json:"by,omitempty"`
+	// Identity is who authenticated the write that made the event.
+	Identity string            `json:"identity,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Epoch    uint64            `json:"epoch,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
 }
 
 // Event types.

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/metasrv/metasrv/fsm"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -55,6 +54,7 @@ func TestProcedurePauseMixedVersion(t *testing.T) {
 	// n1 plays the older binary: it advertises, and its FSM knows, protocol
 	// 2 only. It bootstraps the cluster, so n2 and n3 (protocol 3) may join.
 	c := startCluster(t, 3, dnTimings(func(cfg *Config) {
+		cfg.Protocol = 3
 		if cfg.NodeID == "n1" {
 			cfg.Protocol = 2
 		}
@@ -118,11 +118,11 @@ func TestProcedurePauseMixedVersion(t *testing.T) {
 
 	// Upgrade n1: restarted on its data dir with the current binary.
 	c.stop(n1)
-	n1.cfg.Protocol = 0
+	n1.cfg.Protocol = 3
 	n1 = c.restart(n1)
 	c.waitReady(n1)
 	live := []*tnode{n1, n2, n3}
-	c.procWaitProtocols(c.leader(), map[string]int{"n1": fsm.Protocol, "n2": fsm.Protocol, "n3": fsm.Protocol})
+	c.procWaitProtocols(c.leader(), map[string]int{"n1": 3, "n2": 3, "n3": 3})
 	var lead, fol *tnode
 	eventually(t, "a leader among the live nodes", func() error {
 		l := c.leader()

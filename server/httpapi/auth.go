@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/metasrv/metasrv/fsm"
 	"github.com/metasrv/metasrv/server/auth"
 )
 
@@ -116,4 +117,24 @@ func (s *Server) authorize(path string, acc access, r *http.Request) (*http.Requ
 		}
 	}
 	return r, nil
+}
+
+// actor is who a write through r is recorded as: By is the caller's
+// identity, or for an anonymous caller its address; Identity is the
+// authenticated identity, set only once every member speaks
+// fsm.IdentityProtocol (until then replicas of older binaries would apply
+// the entry without it).
+func (s *Server) actor(r *http.Request) fsm.Actor {
+	id := identityOf(r)
+	a := fsm.Actor{By: id.Name}
+	if id.Name == auth.Anonymous || id.Name == "" {
+		a.By = clientAddr(r)
+	}
+	if s.node != nil && s.node.ClusterProtocol() >= fsm.IdentityProtocol {
+		a.Identity = id.Name
+		if a.Identity == "" {
+			a.Identity = auth.Anonymous
+		}
+	}
+	return a
 }

@@ -324,7 +324,7 @@ func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *
 			return err
 		}
 	}
-	res, err := s.node.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: clientAddr(r), Time: s.cfg.Now().UTC()})
+	res, err := s.node.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: s.actor(r).By, Identity: s.actor(r).Identity, Time: s.cfg.Now().UTC()})
 	if err != nil {
 		if inConfig {
 			return afterChange(err) // the server was removed already

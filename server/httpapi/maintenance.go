@@ -93,9 +93,10 @@ func (s *Server) parseMaintenanceSet(fixed *bool) func(r *http.Request, _ []byte
 			}
 		}
 		var err error
-		if c.Reason, c.By, err = reasonAndBy(r); err != nil {
+		if c.Reason, c.By, err = s.reasonAndBy(r); err != nil {
 			return nil, err
 		}
+		c.Identity = s.actor(r).Identity
 		if q.Has("ttl") {
 			if !c.Enabled {
 				return nil, badRequest("ttl applies only when enabling maintenance")
@@ -151,10 +152,11 @@ func boolParam(r *http.Request, name string, def bool) (bool, error) {
 }
 
 // reasonAndBy reads the optional reason and by parameters of an operator
-// write; by defaults to the client's address (through one forwarding hop).
-func reasonAndBy(r *http.Request) (reason, by string, err error) {
+// write; by defaults to the caller's identity, or for an anonymous caller
+// its address (through one forwarding hop).
+func (s *Server) reasonAndBy(r *http.Request) (reason, by string, err error) {
 	q := r.URL.Query()
-	by = clientAddr(r)
+	by = s.actor(r).By
 	if q.Has("reason") {
 		reason = q.Get("reason")
 		if len(reason) > maxReasonLen {

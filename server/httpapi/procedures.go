@@ -32,7 +32,7 @@ func (s *Server) runProceduresStatus(_ context.Context, w http.ResponseWriter, _
 		writeJSON(w, http.StatusOK, wire.ProcedureStatus{Status: procedureStatus(p.Paused)})
 		return nil
 	}
-	v := wire.ProcedureStatusVerbose{Status: procedureStatus(p.Paused), Paused: p.Paused, By: p.By, Reason: p.Reason, Epoch: p.Epoch}
+	v := wire.ProcedureStatusVerbose{Status: procedureStatus(p.Paused), Paused: p.Paused, By: p.By, Identity: p.Identity, Reason: p.Reason, Epoch: p.Epoch}
 	if p.Since != nil {
 		t := p.Since.UTC()
 		v.Since = &t
@@ -43,13 +43,13 @@ func (s *Server) runProceduresStatus(_ context.Context, w http.ResponseWriter, _
 
 // parseProceduresSet validates a pause (paused) or resume: the optional
 // reason and by parameters, as maintenance checks them.
-func parseProceduresSet(paused bool) func(r *http.Request, _ []byte) (any, error) {
+func (s *Server) parseProceduresSet(paused bool) func(r *http.Request, _ []byte) (any, error) {
 	return func(r *http.Request, _ []byte) (any, error) {
-		reason, by, err := reasonAndBy(r)
+		reason, by, err := s.reasonAndBy(r)
 		if err != nil {
 			return nil, err
 		}
-		return fsm.SetProcedures{Paused: paused, Reason: reason, By: by}, nil
+		return fsm.SetProcedures{Paused: paused, Reason: reason, By: by, Identity: s.actor(r).Identity}, nil
 	}
 }
 

@@ -41,7 +41,7 @@ func parseCreateTable(_ *http.Request, body []byte) (any, error) {
 
 func (s *Server) runCreateTable(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	req := in.(createTableRequest)
-	routes, err := s.lead.CreateTable(ctx, req.Name, *req.Regions, clientAddr(r))
+	routes, err := s.lead.CreateTable(ctx, req.Name, *req.Regions, s.actor(r))
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func parseTableName(r *http.Request, _ []byte) (any, error) {
 
 func (s *Server) runDropTable(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	name := in.(string)
-	_, err := s.node.Commit(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: clientAddr(r), Time: s.cfg.Now().UTC()})
+	_, err := s.node.Commit(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: s.actor(r).By, Identity: s.actor(r).Identity, Time: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func parseDatanodeID(r *http.Request, _ []byte) (any, error) {
 
 func (s *Server) runRemoveDatanode(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	id := in.(uint64)
-	if err := s.lead.RemoveDatanode(ctx, id, clientAddr(r)); err != nil {
+	if err := s.lead.RemoveDatanode(ctx, id, s.actor(r)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
@@ -158,7 +158,7 @@ func parseMigrate(r *http.Request, _ []byte) (any, error) {
 // operator asked for it.
 func (s *Server) runMigrate(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	mr := in.(migrateRequest)
-	route, err := s.lead.Migrate(ctx, mr.region, mr.to, mr.from, clientAddr(r))
+	route, err := s.lead.Migrate(ctx, mr.region, mr.to, mr.from, s.actor(r))
 	if err != nil {
 		return err
 	}

@@ -67,10 +67,10 @@ func (s *Server) apiRoutes() []route {
 			http.MethodGet: {access: always(read), parse: parseProceduresRead, run: s.runProceduresStatus},
 		}},
 		{"/admin/procedure-manager/pause", map[string]endpoint{
-			http.MethodPost: {access: always(write), parse: parseProceduresSet(true), run: s.runProceduresSet},
+			http.MethodPost: {access: always(write), parse: s.parseProceduresSet(true), run: s.runProceduresSet},
 		}},
 		{"/admin/procedure-manager/resume", map[string]endpoint{
-			http.MethodPost: {access: always(write), parse: parseProceduresSet(false), run: s.runProceduresSet},
+			http.MethodPost: {access: always(write), parse: s.parseProceduresSet(false), run: s.runProceduresSet},
 		}},
 		{"/admin/health", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleHealth}}},
 		{"/admin/ready", map[string]endpoint{http.MethodGet: {access: always(local), rawLocal: s.handleReady}}},

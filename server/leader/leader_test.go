@@ -108,9 +108,9 @@ func TestWithoutTerm(t *testing.T) {
 	}
 
 	for name, f := range map[string]func() error{
-		"CreateTable":    func() error { _, err := l.CreateTable(ctx, "u", 1, "test"); return err },
-		"Migrate":        func() error { _, err := l.Migrate(ctx, 1, 2, 0, "test"); return err },
-		"RemoveDatanode": func() error { return l.RemoveDatanode(ctx, 2, "test") },
+		"CreateTable":    func() error { _, err := l.CreateTable(ctx, "u", 1, fsm.Actor{By: "test"}); return err },
+		"Migrate":        func() error { _, err := l.Migrate(ctx, 1, 2, 0, fsm.Actor{By: "test"}); return err },
+		"RemoveDatanode": func() error { return l.RemoveDatanode(ctx, 2, fsm.Actor{By: "test"}) },
 		"BalancerPlan":   func() error { _, _, err := l.BalancerPlan(); return err },
 		"BalancerStatus": func() error { _, err := l.BalancerStatus(); return err },
 		"NodeLeases":     func() error { _, err := l.NodeLeases(); return err },
@@ -159,16 +159,16 @@ func TestTermViews(t *testing.T) {
 		t.Fatalf("heartbeats before any: %#v %v", hbs, err)
 	}
 	// A datanode that may still serve under its seeded lease stays.
-	if err := l.RemoveDatanode(context.Background(), 1, "test"); !errors.Is(err, raftnode.ErrConflict) {
+	if err := l.RemoveDatanode(context.Background(), 1, fsm.Actor{By: "test"}); !errors.Is(err, raftnode.ErrConflict) {
 		t.Fatalf("remove a datanode under lease: %v", err)
 	}
-	if _, err := l.Migrate(context.Background(), 999, 2, 0, "test"); !errors.Is(err, raftnode.ErrNotFound) {
+	if _, err := l.Migrate(context.Background(), 999, 2, 0, fsm.Actor{By: "test"}); !errors.Is(err, raftnode.ErrNotFound) {
 		t.Fatalf("migrate an unknown region: %v", err)
 	}
-	if _, err := l.Migrate(context.Background(), l.fsm.Regions()[0].ID, 99, 0, "test"); !errors.Is(err, raftnode.ErrNotFound) {
+	if _, err := l.Migrate(context.Background(), l.fsm.Regions()[0].ID, 99, 0, fsm.Actor{By: "test"}); !errors.Is(err, raftnode.ErrNotFound) {
 		t.Fatalf("migrate to an unknown datanode: %v", err)
 	}
-	if _, err := l.CreateTable(context.Background(), "t", 1, "test"); !errors.Is(err, raftnode.ErrConflict) {
+	if _, err := l.CreateTable(context.Background(), "t", 1, fsm.Actor{By: "test"}); !errors.Is(err, raftnode.ErrConflict) {
 		t.Fatalf("create an existing table: %v", err)
 	}
 	if got := gauge(t, reg, "metasrv_datanodes", "unknown"); got != 0 {

@@ -27,7 +27,7 @@ func (l *Leader) Routes(regions []fsm.Region) []wire.Route {
 
 // CreateTable places a new table's regions on the live, active datanodes
 // with the fewest regions and commits it.
-func (l *Leader) CreateTable(ctx context.Context, name string, regions int, by string) ([]wire.Route, error) {
+func (l *Leader) CreateTable(ctx context.Context, name string, regions int, by fsm.Actor) ([]wire.Route, error) {
 	t, err := l.current()
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (l *Leader) CreateTable(ctx context.Context, name string, regions int, by s
 		return nil, ErrNoDatanode
 	}
 	// Refused if it exists, or a placement target vanished meanwhile.
-	res, err := l.node.Commit(ctx, fsm.CmdCreateTable, fsm.CreateTable{Name: name, Placement: placement, By: by, Time: l.cfg.Now().UTC()})
+	res, err := l.node.Commit(ctx, fsm.CmdCreateTable, fsm.CreateTable{Name: name, Placement: placement, By: by.By, Identity: by.Identity, Time: l.cfg.Now().UTC()})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (l *Leader) liveTargets(t *term) []failover.Load {
 // Migrate is a manual migration of region to datanode to (from, when not
 // 0, must be its owner): allowed during maintenance, because an operator
 // asked for it.
-func (l *Leader) Migrate(ctx context.Context, region, to, from uint64, by string) (wire.Route, error) {
+func (l *Leader) Migrate(ctx context.Context, region, to, from uint64, by fsm.Actor) (wire.Route, error) {
 	t, err := l.current()
 	if err != nil {
 		return wire.Route{}, err
@@ -87,7 +87,7 @@ func (l *Leader) Migrate(ctx context.Context, region, to, from uint64, by string
 	if st := t.mon.Status(to); st.Status != failover.StatusAlive {
 		return wire.Route{}, raftnode.Errorf(raftnode.ErrConflict, "target datanode %d is %s, not alive", to, st.Status)
 	}
-	res, err := l.node.Commit(ctx, fsm.CmdMoveRegions, fsm.MoveRegions{Cause: fsm.CauseManual, By: by, Time: l.cfg.Now().UTC(),
+	res, err := l.node.Commit(ctx, fsm.CmdMoveRegions, fsm.MoveRegions{Cause: fsm.CauseManual, By: by.By, Identity: by.Identity, Time: l.cfg.Now().UTC(),
 		Moves: []fsm.Move{{Region: reg.ID, From: reg.Datanode, To: to}}})
 	if err != nil {
 		return wire.Route{}, err
@@ -99,7 +99,7 @@ func (l *Leader) Migrate(ctx context.Context, region, to, from uint64, by string
 
 // RemoveDatanode removes a datanode that holds no regions and can no
 // longer serve any under a lease.
-func (l *Leader) RemoveDatanode(ctx context.Context, id uint64, by string) error {
+func (l *Leader) RemoveDatanode(ctx context.Context, id uint64, by fsm.Actor) error {
 	t, err := l.current()
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func (l *Leader) RemoveDatanode(ctx context.Context, id uint64, by string) error
 	if t.mon.StillServing(id) {
 		return raftnode.Errorf(raftnode.ErrConflict, "datanode %d may still serve regions under its lease; retry once it has closed them or its lease has run out", id)
 	}
-	_, err = l.node.Commit(ctx, fsm.CmdRemoveDatanode, fsm.RemoveDatanode{ID: id, By: by, Time: l.cfg.Now().UTC()})
+	_, err = l.node.Commit(ctx, fsm.CmdRemoveDatanode, fsm.RemoveDatanode{ID: id, By: by.By, Identity: by.Identity, Time: l.cfg.Now().UTC()})
 	return err
 }
 

@@ -19,10 +19,11 @@ type ProcedureStatus struct {
 // /admin/procedure-manager/status?verbose=true. By, Reason and Since
 // describe the last pause or resume; Epoch counts the changes.
 type ProcedureStatusVerbose struct {
-	Status string     `json:"status"`
-	Paused bool       `json:"paused"`
-	By     string     `json:"by"`
-	Reason string     `json:"reason"`
-	Since  *time.Time `json:"since"`
-	Epoch  uint64     `json:"epoch"`
+	Status   string     `json:"status"`
+	Paused   bool       `json:"paused"`
+	By       string     `json:"by"`
+	Identity string     `json:"identity,omitempty"`
+	Reason   string     `json:"reason"`
+	Since    *time.Time `json:"since"`
+	Epoch    uint64     `json:"epoch"`
 }

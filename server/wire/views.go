@@ -13,6 +13,7 @@ type Maintenance struct {
 	Epoch     uint64     `json:"epoch"`
 	Reason    string     `json:"reason"`
 	By        string     `json:"by"`
+	Identity  string     `json:"identity,omitempty"`
 	Since     *time.Time `json:"since"`
 	ExpiresAt *time.Time `json:"expires_at"`
 }
@@ -127,13 +128,14 @@ type JoinResponse struct {
 // Event is one entry of the change log (GET /admin/events). Index is the
 // raft index of the entry that caused it.
 type Event struct {
-	Index  uint64            `json:"index"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	By     string            `json:"by,omitempty"`
-	Reason string            `json:"reason,omitempty"`
-	Epoch  uint64            `json:"epoch,omitempty"`
-	Fields map[string]string `json:"fields,omitempty"`
+	Index    uint64            `json:"index"`
+	Time     time.Time         `json:"time"`
+	Type     string            `json:"type"`
+	By       string            `json:"by,omitempty"`
+	Identity string            `json:"identity,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Epoch    uint64            `json:"epoch,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
 }
 
 // EventsPage is the answer of GET /admin/events. FirstIndex past since+1
