@@ -23,7 +23,7 @@ build:
 
 ## build-linux: static linux/amd64 binaries for the images, in bin/linux/
 build-linux:
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/linux/ ./cmd/metasrv ./cmd/datanode
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/linux/ ./cmd/metasrv ./cmd/datanode ./cmd/metactl
 
 ## image: the metasrv:dev and datanode:dev images (FROM scratch, nothing pulled; run as 65532)
 image: build-linux
@@ -32,8 +32,10 @@ image: build-linux
 	docker build -q -f deploy/Dockerfile --target metasrv -t metasrv:dev .
 	docker build -q -f deploy/Dockerfile --target datanode -t datanode:dev .
 
-## up: 3 metasrv + 3 datanodes in containers, from a clean slate (ports 3002/3102/3202, 4001-4003), TLS
-## everywhere; the operator's client certificate and the CA land in $(COMPOSE_CERTS)/
+## up: 3 metasrv + 3 datanodes in containers, from a clean slate (ports 3002/3102/3202, 4001-4003 on
+## 127.0.0.1), TLS everywhere, read-only root filesystems, no capabilities, no-new-privileges; the operator's
+## client certificate and the CA land in $(COMPOSE_CERTS)/. `go run ./deploy/chaos -check-hardening
+## -project metasrv` checks the running containers (no secret in argv or environment).
 up: image
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans >/dev/null 2>&1 || true
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d
@@ -58,7 +60,8 @@ down:
 
 ## chaos: the chaos suite on a Compose cluster of its own (project metasrv-chaos, ports 23002/23102/23202
 ## and 24001-24003 on 127.0.0.1), with TLS on as `make up`: kills, freezes, partitions, rolling restarts;
-## porcupine-checked.
+## porcupine-checked; before each scenario, every container is checked as hardened, with no secret in its
+## argv or environment.
 ## CHAOS_FLAGS="-run partition" picks scenarios. Prints SKIPPED without a Docker Engine.
 chaos: image-if-docker
 	$(GO) run ./deploy/chaos $(CHAOS_FLAGS)

@@ -292,6 +292,11 @@ func (r *Run) setup(ctx context.Context) error {
 	if err := r.cl.checkTLS(ctx); err != nil {
 		return err
 	}
+	summary, err := checkHardening(ctx, r.compose)
+	if err != nil {
+		return err
+	}
+	r.logf("  %s", summary)
 	// Every started datanode registered and alive.
 	want := len(r.cl.upDatanodes())
 	deadline := time.Now().Add(30 * time.Second)
