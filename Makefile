@@ -23,7 +23,7 @@ build:
 
 ## build-linux: static linux/amd64 binaries for the images, in bin/linux/
 build-linux:
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/linux/ ./cmd/metasrv ./cmd/datanode
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/linux/ ./cmd/metasrv ./cmd/datanode ./cmd/metactl
 
 ## image: the metasrv:dev and datanode:dev images (FROM scratch, nothing pulled; run as 65532)
 image: build-linux

@@ -51,7 +51,7 @@ func (s *Server) apiRoutes() []route {
 	return []route{
 		{"/admin/maintenance", map[string]endpoint{
 			http.MethodGet:  {access: maintenanceGetAccess, parse: s.parseMaintenanceGet, run: s.runMaintenanceGet},
-			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(nil), run: s.runMaintenanceSet},
+			http.MethodPost: {access: always(write), parse: parseGuarded(s.parseMaintenanceSet(nil)), run: s.runGuarded},
 			http.MethodPut:  {access: always(write), parse: s.parseMaintenanceSet(nil), run: s.runMaintenanceSet},
 		}},
 		{"/admin/maintenance/status", map[string]endpoint{
@@ -61,7 +61,10 @@ func (s *Server) apiRoutes() []route {
 			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(ptr(true)), run: s.runMaintenanceSet},
 		}},
 		{"/admin/maintenance/disable", map[string]endpoint{
-			http.MethodPost: {access: always(write), parse: s.parseMaintenanceSet(ptr(false)), run: s.runMaintenanceSet},
+			http.MethodPost: {access: always(write), parse: parseGuarded(s.parseMaintenanceSet(ptr(false))), run: s.runGuarded},
+		}},
+		{"/admin/maintenance/preflight", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runPreflight},
 		}},
 		{"/admin/procedure-manager/status", map[string]endpoint{
 			http.MethodGet: {access: always(read), parse: parseProceduresRead, run: s.runProceduresStatus},

@@ -1,0 +1,310 @@
+package main
+
+// End-to-end tests: real metasrv (and datanode) processes started through
+// deploy/localcluster, driven by metactl (run in process, so its exit code
+// and output are checked directly).
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
+)
+
+// The binaries under test, built once by TestMain: metasrv always (the
+// short tests use it), the datanode agent only without -short.
+var metasrvBin, datanodeBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		localcluster.RunTestsEvenShort(m, []string{"./cmd/metasrv"}, &metasrvBin)
+	}
+	localcluster.RunTestsEvenShort(m, []string{"./cmd/metasrv", "./cmd/datanode"}, &metasrvBin, &datanodeBin)
+}
+
+// Fast failover timings: a datanode looks failed about 2 s after its last
+// heartbeat; its lease is 3 × 500 ms + 1 s.
+var fastArgs = []string{
+	"--heartbeat-interval", "500ms",
+	"--acceptable-heartbeat-pause", "1s",
+	"--first-heartbeat-estimate", "500ms",
+	"--failover-tick", "200ms",
+	"--balancer-interval", "0",
+}
+
+const waitLong = 30 * time.Second
+
+type ecluster struct {
+	*localcluster.TestCluster
+	endpoints string
+}
+
+// startE2E starts metasrv nodes and datanodes and waits for a ready leader
+// and every datanode alive.
+func startE2E(t *testing.T, nodes, datanodes int) *ecluster {
+	t.Helper()
+	tc := localcluster.StartTest(t, localcluster.TestOptions{
+		Options: localcluster.Options{Bin: metasrvBin, DatanodeBin: datanodeBin, Nodes: nodes,
+			Args: fastArgs, Datanodes: datanodes},
+		Wait: waitLong, Timeout: 10 * time.Second})
+	c := &ecluster{TestCluster: tc}
+	var eps []string
+	for _, n := range tc.Nodes() {
+		eps = append(eps, n.RPCAddr)
+	}
+	c.endpoints = strings.Join(eps, ",")
+	c.Eventually("every node ready", func() error {
+		for _, n := range tc.Nodes() {
+			r, err := c.SendJSON(http.MethodGet, n.URL("/admin/ready"), "")
+			if err != nil {
+				return err
+			}
+			if r.Code != http.StatusOK {
+				return fmt.Errorf("%s: %s", n.ID, r)
+			}
+		}
+		return nil
+	})
+	c.Eventually("every member's address known on every node", func() error {
+		for _, n := range tc.Nodes() {
+			var cl wire.Cluster
+			r, err := c.SendJSON(http.MethodGet, n.URL("/admin/cluster"), "")
+			if err == nil {
+				err = json.Unmarshal(r.Body, &cl)
+			}
+			if err != nil {
+				return err
+			}
+			for _, m := range cl.Members {
+				if m.RPCAddr == "" {
+					return fmt.Errorf("%s does not know %s's address yet", n.ID, m.ID)
+				}
+			}
+		}
+		return nil
+	})
+	for _, d := range tc.Datanodes() {
+		c.waitDatanode(d.ID, func(d wire.Datanode) bool { return d.Status == "alive" })
+	}
+	return c
+}
+
+func (c *ecluster) metactl(args ...string) (int, string, string) {
+	c.T.Helper()
+	return runCLI(c.T.(*testing.T), append([]string{"--endpoints", c.endpoints}, args...)...)
+}
+
+func (c *ecluster) mustMetactl(args ...string) string {
+	c.T.Helper()
+	code, out, errOut := c.metactl(args...)
+	if code != exitOK {
+		c.T.Fatalf("metactl %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (c *ecluster) maintenance() wire.Maintenance {
+	c.T.Helper()
+	var m wire.Maintenance
+	if err := c.GetJSON("/admin/maintenance/status?verbose=true", &m); err != nil {
+		c.T.Fatal(err)
+	}
+	return m
+}
+
+func (c *ecluster) datanode(id uint64) (wire.Datanode, error) {
+	var dns []wire.Datanode
+	if err := c.GetJSON("/admin/datanodes", &dns); err != nil {
+		return wire.Datanode{}, err
+	}
+	for _, d := range dns {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return wire.Datanode{}, fmt.Errorf("datanode %d not registered", id)
+}
+
+func (c *ecluster) waitDatanode(id uint64, ok func(wire.Datanode) bool) {
+	c.T.Helper()
+	c.Eventually(fmt.Sprintf("datanode %d", id), func() error {
+		d, err := c.datanode(id)
+		if err == nil && !ok(d) {
+			err = fmt.Errorf("%+v", d)
+		}
+		return err
+	})
+}
+
+func (c *ecluster) regionsOn(id uint64) []wire.Route {
+	c.T.Helper()
+	var rs []wire.Route
+	if err := c.GetJSON(fmt.Sprintf("/admin/regions?datanode=%d", id), &rs); err != nil {
+		c.T.Fatal(err)
+	}
+	return rs
+}
+
+func (c *ecluster) waitPreflight(ready bool) {
+	c.T.Helper()
+	c.Eventually(fmt.Sprintf("preflight ready=%t", ready), func() error {
+		var p wire.Preflight
+		if err := c.GetJSON("/admin/maintenance/preflight", &p); err != nil {
+			return err
+		}
+		if p.Ready != ready {
+			return fmt.Errorf("%+v", p)
+		}
+		return nil
+	})
+}
+
+func TestE2EStatusAndMaintenance(t *testing.T) {
+	c := startE2E(t, 3, 0)
+	out := c.mustMetactl("status")
+	for _, want := range []string{"MEMBER", "leader", "follower", "maintenance: off", "regions: none"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+	for _, n := range c.Nodes() {
+		if !strings.Contains(out, n.ID+" ") || !strings.Contains(out, n.RPCAddr) {
+			t.Fatalf("status lacks member %s at %s:\n%s", n.ID, n.RPCAddr, out)
+		}
+	}
+
+	out = c.mustMetactl("maintenance", "enable", "--reason", "kernel upgrade", "--by", "alice", "--ttl", "1h")
+	if !strings.Contains(out, `maintenance: on, by alice, reason "kernel upgrade"`) {
+		t.Fatalf("enable: %s", out)
+	}
+	var m wire.Maintenance
+	if err := json.Unmarshal([]byte(c.mustMetactl("-o", "json", "maintenance", "status")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Enabled || m.By != "alice" || m.ExpiresAt == nil {
+		t.Fatalf("maintenance status -o json: %+v", m)
+	}
+	if out := c.mustMetactl("status"); !strings.Contains(out, "maintenance: on, by alice") {
+		t.Fatalf("status after enable:\n%s", out)
+	}
+
+	// The first endpoint is down: the next one answers.
+	code, out, errOut := runCLI(t, "--endpoints", "127.0.0.1:1,"+c.endpoints, "maintenance", "disable")
+	if code != exitOK || !strings.Contains(out, "voters_caught_up") || !strings.Contains(out, "maintenance: off (preflight passed)") {
+		t.Fatalf("disable: exit %d\n%s%s", code, out, errOut)
+	}
+	if c.maintenance().Enabled {
+		t.Fatal("maintenance still on after disable")
+	}
+}
+
+func TestE2EDisableRefusedWhileDatanodeDown(t *testing.T) {
+	localcluster.SkipIfShort(t)
+	c := startE2E(t, 3, 2)
+	if r := c.PostJSON("/admin/tables", `{"name":"t","regions":4}`); r.Code != http.StatusCreated {
+		t.Fatalf("create table: %s", r)
+	}
+	c.waitPreflight(true)
+	dn1 := c.Datanode(1)
+
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		after bool // maintenance on afterwards
+	}{
+		{"refused while datanode 1 is down", nil, exitNotReady, true},
+		{"forced while datanode 1 is down", []string{"--force"}, exitOK, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.mustMetactl("maintenance", "enable", "--reason", "test")
+			dn1.Kill()
+			c.waitDatanode(1, func(d wire.Datanode) bool { return d.Status == "failed" })
+			code, out, errOut := c.metactl(append([]string{"maintenance", "disable"}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("disable %v: exit %d, want %d\n%s%s", tc.args, code, tc.code, out, errOut)
+			}
+			if !strings.Contains(out, "datanodes_alive") || !strings.Contains(out, "would fail over 2 regions at once, from datanode 1") {
+				t.Fatalf("disable output does not show the preflight:\n%s", out)
+			}
+			if tc.code == exitNotReady && !strings.Contains(errOut, "409 preflight_failed") {
+				t.Fatalf("refusal: %q", errOut)
+			}
+			if got := c.maintenance().Enabled; got != tc.after {
+				t.Fatalf("maintenance enabled=%t after disable, want %t", got, tc.after)
+			}
+			if tc.code == exitNotReady {
+				// The datanode returns: the same command is accepted.
+				if err := dn1.Start(); err != nil {
+					t.Fatal(err)
+				}
+				c.waitDatanode(1, func(d wire.Datanode) bool { return d.Status == "alive" })
+				c.waitPreflight(true)
+				if out := c.mustMetactl("maintenance", "disable"); !strings.Contains(out, "maintenance: off (preflight passed)") {
+					t.Fatalf("disable after the datanode returned:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+func TestE2EDrainWait(t *testing.T) {
+	localcluster.SkipIfShort(t)
+	c := startE2E(t, 1, 2)
+	if r := c.PostJSON("/admin/tables", `{"name":"t","regions":4}`); r.Code != http.StatusCreated {
+		t.Fatalf("create table: %s", r)
+	}
+	c.waitPreflight(true)
+	if n := len(c.regionsOn(1)); n == 0 {
+		t.Fatal("datanode 1 owns no region to drain")
+	}
+
+	// A running datanode keeps its lease: the wait cannot end, and runs out.
+	code, _, errOut := c.metactl("datanode", "drain", "1", "--wait", "--timeout", "3s")
+	if code != exitTimeout || !strings.Contains(errOut, "not done within --timeout 3s") {
+		t.Fatalf("drain with a live datanode: exit %d, want %d: %s", code, exitTimeout, errOut)
+	}
+	if n := len(c.regionsOn(1)); n != 0 {
+		t.Fatalf("datanode 1 still owns %d regions after the drain", n)
+	}
+
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*waitLong)
+		defer cancel()
+		var out, errb strings.Builder
+		code := run(ctx, []string{"--endpoints", c.endpoints, "datanode", "drain", "1", "--wait", "--timeout", "60s"}, &out, &errb, false)
+		done <- result{code, out.String(), errb.String()}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("drain --wait ended while datanode 1 holds its lease: exit %d\n%s%s", r.code, r.out, r.err)
+	case <-time.After(2 * time.Second):
+	}
+	c.Datanode(1).Kill()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(waitLong):
+		t.Fatal("drain --wait did not end after datanode 1 stopped")
+	}
+	if r.code != exitOK || !strings.Contains(r.out, "datanode 1 drained") || !strings.Contains(r.err, "0 left, lease held") {
+		t.Fatalf("drain --wait: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	d, err := c.datanode(1)
+	if err != nil || !d.LeaseExpired || len(c.regionsOn(1)) != 0 {
+		t.Fatalf("after drain --wait: %+v %v, regions %v", d, err, c.regionsOn(1))
+	}
+}
