@@ -83,22 +83,41 @@ type env struct {
 	seq      int
 	clusters []*localcluster.Cluster
 	etcds    []*etcdCluster
+	// clients are the HTTP clients of clusters that need their own (TLS
+	// clusters: the operator certificate and the cluster's CA).
+	clients map[*localcluster.Cluster]*http.Client
 }
 
 // startCluster starts a 3-node cluster and waits until every node is
 // ready (knows the leader and has applied its commit index) and a write
 // through every node is acknowledged.
 func (e *env) startCluster(name string, args []string) (*localcluster.Cluster, error) {
+	return e.startClusterWith(name, localcluster.Options{Args: args}, nil)
+}
+
+// startClusterWith is startCluster with more options (opts.Bin and
+// opts.Dir are filled in) and, when client is not nil, the HTTP client the
+// benchmark speaks to this cluster with (made from the cluster's own
+// Client by newClusterClient).
+func (e *env) startClusterWith(name string, opts localcluster.Options,
+	client func(*localcluster.Cluster) *http.Client) (*localcluster.Cluster, error) {
 	e.mu.Lock()
 	e.seq++
 	dir := filepath.Join(e.dir, fmt.Sprintf("%02d-%s", e.seq, name))
 	e.mu.Unlock()
-	c, err := localcluster.Start(localcluster.Options{Bin: e.bin, Dir: dir, Args: args})
+	opts.Bin, opts.Dir = e.bin, dir
+	c, err := localcluster.Start(opts)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	e.clusters = append(e.clusters, c)
+	if client != nil {
+		if e.clients == nil {
+			e.clients = map[*localcluster.Cluster]*http.Client{}
+		}
+		e.clients[c] = client(c)
+	}
 	e.mu.Unlock()
 	if err := e.waitHealthy(c, 30*time.Second); err != nil {
 		c.Close()
@@ -110,18 +129,19 @@ func (e *env) startCluster(name string, args []string) (*localcluster.Cluster, e
 // waitHealthy waits for one agreed leader, every running node ready, and
 // an acknowledged write through every running node.
 func (e *env) waitHealthy(c *localcluster.Cluster, timeout time.Duration) error {
+	client := e.clientOf(c)
 	deadline := time.Now().Add(timeout)
 	if _, err := c.WaitLeader(timeout); err != nil {
 		return err
 	}
 	for _, n := range c.Running() {
 		err := localcluster.Eventually(time.Until(deadline), func() error {
-			if err := e.ready(n); err != nil {
+			if err := ready(client, n); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			_, err := postToggle(ctx, e.client, n.RPCAddr, false)
+			_, err := postToggle(ctx, client, n.URL(""), false)
 			return err
 		})
 		if err != nil {
@@ -131,11 +151,22 @@ func (e *env) waitHealthy(c *localcluster.Cluster, timeout time.Duration) error 
 	return nil
 }
 
-func (e *env) ready(n *localcluster.Node) error {
+// clientOf is the HTTP client for cluster c: its own if it has one (TLS),
+// else the shared one.
+func (e *env) clientOf(c *localcluster.Cluster) *http.Client {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cl := e.clients[c]; cl != nil {
+		return cl
+	}
+	return e.client
+}
+
+func ready(client *http.Client, n *localcluster.Node) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL("/admin/ready"), nil)
-	resp, err := e.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -150,7 +181,7 @@ func (e *env) ready(n *localcluster.Node) error {
 func (e *env) closeAll() {
 	e.mu.Lock()
 	cs, es := e.clusters, e.etcds
-	e.clusters, e.etcds = nil, nil
+	e.clusters, e.etcds, e.clients = nil, nil, nil
 	e.mu.Unlock()
 	for _, c := range cs {
 		c.Close()

@@ -83,7 +83,7 @@ func oursOp(c *http.Client) func(kind, addr string) opFunc {
 		switch kind {
 		case kindWrite:
 			return func(ctx context.Context, i int64) error {
-				_, err := postToggle(ctx, c, addr, i%2 == 1)
+				_, err := postToggle(ctx, c, "http://"+addr, i%2 == 1)
 				return err
 			}
 		case kindLin:
@@ -348,13 +348,14 @@ func firstAckOf(targets []ackTarget, trial int, start time.Time, o failoverOpts)
 	return 0, 0, "", fmt.Errorf("no write acknowledged within %s: last error: %v", o.giveUp, lastErr)
 }
 
-// oursTargets are the survivors of a metasrv failover trial.
-func oursTargets(e *env, survivors []*localcluster.Node) []ackTarget {
+// oursTargets are the survivors of a metasrv failover trial, written to
+// with client (the cluster's: HTTPS with a client certificate under TLS).
+func oursTargets(client *http.Client, survivors []*localcluster.Node) []ackTarget {
 	var out []ackTarget
 	for _, n := range survivors {
-		addr := n.RPCAddr
+		base := n.URL("")
 		out = append(out, ackTarget{id: n.ID, write: func(ctx context.Context, enable bool) error {
-			_, err := postToggle(ctx, e.client, addr, enable)
+			_, err := postToggle(ctx, client, base, enable)
 			return err
 		}})
 	}

@@ -18,6 +18,7 @@ type failoverResult struct {
 	set      timeoutSet
 	times    []time.Duration // kill → first acknowledged write, per successful trial
 	attempts []int           // writes sent until the first acknowledgement
+	killedAt []time.Time     // just before the kill, per successful trial
 	failed   int
 	notes    []string
 }
@@ -34,10 +35,17 @@ func runFailover(e *env, set timeoutSet, o failoverOpts) (*failoverResult, error
 		return nil, err
 	}
 	defer c.Close()
+	return res, failoverTrials(e, c, set.Name, o, res)
+}
+
+// failoverTrials runs o.trials leader kills on the running cluster c,
+// adding each to res; name labels the log lines.
+func failoverTrials(e *env, c *localcluster.Cluster, name string, o failoverOpts, res *failoverResult) error {
+	client := e.clientOf(c)
 	for trial := 1; trial <= o.trials; trial++ {
 		leader, err := c.WaitLeader(10 * time.Second)
 		if err != nil {
-			return nil, fmt.Errorf("trial %d: %w", trial, err)
+			return fmt.Errorf("trial %d: %w", trial, err)
 		}
 		var survivors []*localcluster.Node
 		for _, n := range c.Running() {
@@ -46,33 +54,29 @@ func runFailover(e *env, set timeoutSet, o failoverOpts) (*failoverResult, error
 			}
 		}
 		if len(survivors) < 2 {
-			return nil, fmt.Errorf("trial %d: want 2 survivors, have %d", trial, len(survivors))
+			return fmt.Errorf("trial %d: want 2 survivors, have %d", trial, len(survivors))
 		}
 		start := time.Now()
 		leader.Kill()
 		killed := time.Since(start)
-		d, attempts, by, err := firstAck(e, survivors, trial, start, o)
+		d, attempts, by, err := firstAckOf(oursTargets(client, survivors), trial, start, o)
 		if err != nil {
 			res.failed++
 			res.notes = append(res.notes, fmt.Sprintf("trial %d: %v", trial, err))
-			e.logf("failover %s trial %d/%d: FAILED: %v", set.Name, trial, o.trials, err)
+			e.logf("failover %s trial %d/%d: FAILED: %v", name, trial, o.trials, err)
 		} else {
 			res.times = append(res.times, d)
+			res.killedAt = append(res.killedAt, start)
 			res.attempts = append(res.attempts, attempts)
 			e.logf("failover %s trial %d/%d: killed %s (kill took %s) → write acknowledged by %s after %s (%d attempts)",
-				set.Name, trial, o.trials, leader.ID, fmtDur(killed), by, fmtDur(d), attempts)
+				name, trial, o.trials, leader.ID, fmtDur(killed), by, fmtDur(d), attempts)
 		}
 		if err := leader.Start(); err != nil {
-			return nil, fmt.Errorf("trial %d: restart %s: %w", trial, leader.ID, err)
+			return fmt.Errorf("trial %d: restart %s: %w", trial, leader.ID, err)
 		}
 		if err := e.waitHealthy(c, 60*time.Second); err != nil {
-			return nil, fmt.Errorf("trial %d: cluster not healthy after restarting %s: %w", trial, leader.ID, err)
+			return fmt.Errorf("trial %d: cluster not healthy after restarting %s: %w", trial, leader.ID, err)
 		}
 	}
-	return res, nil
-}
-
-// firstAck writes to the survivors in turn until one acknowledges.
-func firstAck(e *env, survivors []*localcluster.Node, trial int, start time.Time, o failoverOpts) (time.Duration, int, string, error) {
-	return firstAckOf(oursTargets(e, survivors), trial, start, o)
+	return nil
 }

@@ -26,15 +26,16 @@ func newClient(maxConc int) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// toggleURL is the GreptimeDB-compatible setter on the node at rpcAddr.
-func toggleURL(rpcAddr string, enable bool) string {
-	return fmt.Sprintf("http://%s/admin/maintenance?enable=%t", rpcAddr, enable)
+// toggleURL is the GreptimeDB-compatible setter on the node whose base URL
+// (scheme and address, as Node.URL("") gives it) is base.
+func toggleURL(base string, enable bool) string {
+	return fmt.Sprintf("%s/admin/maintenance?enable=%t", base, enable)
 }
 
 // postToggle sends one maintenance write and reports whether it was
 // acknowledged (200). The body is drained so the connection is reused.
-func postToggle(ctx context.Context, c *http.Client, rpcAddr string, enable bool) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, toggleURL(rpcAddr, enable), nil)
+func postToggle(ctx context.Context, c *http.Client, base string, enable bool) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, toggleURL(base, enable), nil)
 	if err != nil {
 		return false, err
 	}
@@ -91,11 +92,11 @@ func (r loadResult) OpsPerSec() float64 {
 func (r loadResult) P(p float64) time.Duration { return percentile(r.Lat, p) }
 
 // runLoad runs conc closed-loop clients that alternate enable=true and
-// enable=false on rpcAddr until dur has passed or maxOps writes were sent,
-// whichever comes first.
-func runLoad(c *http.Client, rpcAddr string, conc int, dur time.Duration, maxOps int64, reqTimeout time.Duration) loadResult {
+// enable=false on the node at base (Node.URL("")) until dur has passed or
+// maxOps writes were sent, whichever comes first.
+func runLoad(c *http.Client, base string, conc int, dur time.Duration, maxOps int64, reqTimeout time.Duration) loadResult {
 	return runOps(conc, dur, maxOps, reqTimeout, func(ctx context.Context, i int64) error {
-		_, err := postToggle(ctx, c, rpcAddr, i%2 == 1)
+		_, err := postToggle(ctx, c, base, i%2 == 1)
 		return err
 	})
 }

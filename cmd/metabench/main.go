@@ -8,7 +8,10 @@
 //     acknowledged by a surviving node, over N trials, with each set of
 //     raft timeouts;
 //  3. leader stability: a long run at high concurrency on the leader,
-//     counting leader changes (the target is none).
+//     counting leader changes (the target is none);
+//  4. TLS cost: writes on the leader and through a follower, and leader
+//     failover, on plaintext and TLS clusters in alternating cells of the
+//     same run, with TLS ÷ plaintext ratios and the handshakes counted.
 //
 // It prints a markdown report and writes it to -out. Usage:
 //
@@ -24,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +40,7 @@ func main() {
 
 type config struct {
 	bin, out, dir string
+	cpuProfile    string
 	keep          bool
 	sections      map[string]bool
 
@@ -53,6 +58,8 @@ type config struct {
 	scaleArgs []string
 	benchtime string
 
+	tls tlsOpts
+
 	stabilityArgs []string
 	analysis      string // markdown appended to a bench-compare report
 }
@@ -66,9 +73,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.bin, "bin", "bin", "directory holding the metasrv binary (or the binary itself)")
 	fs.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory for data and logs (default: a new temporary directory)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of metabench itself (the load generator) to this file")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the scratch directory (it is always kept after a failure)")
-	fs.StringVar(&sections, "sections", "writes,failover,stability",
-		"sections to run: writes, failover, stability (make bench); compare, failover-compare, reaction, scale, snapshot (make bench-compare, side by side with etcd)")
+	fs.StringVar(&sections, "sections", "writes,failover,stability,tls",
+		"sections to run: writes, failover, stability, tls (make bench); compare, failover-compare, reaction, scale, snapshot (make bench-compare, side by side with etcd)")
 
 	fs.StringVar(&concs, "conc", "1,64", "write concurrencies (closed-loop clients)")
 	fs.IntVar(&cfg.writes.runs, "runs", 5, "write runs (a fresh cluster each); figures are medians over runs")
@@ -88,6 +96,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&stSets, "stability-timeouts", "default", "raft timeout sets for the leader-stability run (same syntax)")
 	fs.DurationVar(&cfg.stability.poll, "stability-poll", 250*time.Millisecond, "how often the stability run polls GET /admin/raft")
 
+	fs.IntVar(&cfg.tls.runs, "tls-runs", 5, "tls: pairs of cells (a fresh plaintext cluster, then a fresh TLS cluster)")
+	fs.IntVar(&cfg.tls.conc, "tls-conc", 64, "tls: write concurrency")
+	fs.DurationVar(&cfg.tls.duration, "tls-duration", 5*time.Second, "tls: measured duration of each write cell")
+	fs.DurationVar(&cfg.tls.warmup, "tls-warmup", time.Second, "tls: unmeasured warm-up before each write cell")
+	fs.IntVar(&cfg.tls.trials, "tls-trials", 4, "tls: leader kills per cell")
+	fs.DurationVar(&cfg.tls.budget, "tls-budget", 6*time.Minute, "tls: no new pair of cells starts after this much time in the section")
 	fs.StringVar(&cfg.analysis, "analysis", "", "markdown file appended to a bench-compare report (what stands in the way of missed targets)")
 	var stArgs string
 	fs.StringVar(&stArgs, "stability-args", "", "stability: extra metasrv flags (space separated)")
@@ -167,13 +181,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	cfg.tls.maxOps, cfg.tls.reqTimeout = cfg.writes.maxOps, cfg.writes.reqTimeout
+	cfg.tls.failover = failoverOpts{trials: cfg.tls.trials, reqTimeout: cfg.failover.reqTimeout, giveUp: cfg.failover.giveUp}
 	cfg.stability.maxOps = 0
 	cfg.stability.reqTimeout = cfg.writes.reqTimeout
 	cfg.sections = map[string]bool{}
 	for _, s := range strings.Split(sections, ",") {
 		s = strings.TrimSpace(s)
 		switch s {
-		case "writes", "failover", "stability", "compare", "failover-compare", "reaction", "scale", "snapshot":
+		case "writes", "failover", "stability", "tls", "compare", "failover-compare", "reaction", "scale", "snapshot":
 			cfg.sections[s] = true
 		case "":
 		default:
@@ -201,6 +217,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-trials must be at least 1")
 	case cfg.writes.duration <= 0 || cfg.stability.duration <= 0:
 		return nil, errors.New("-duration and -stability-duration must be positive")
+	case cfg.tls.runs < 1 || cfg.tls.trials < 1 || cfg.tls.conc < 1 || cfg.tls.duration <= 0:
+		return nil, errors.New("-tls-runs, -tls-trials, -tls-conc and -tls-duration must be positive")
 	}
 	bin, err := filepath.Abs(cfg.bin)
 	if err != nil {
@@ -232,7 +250,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	maxConc := cfg.stability.conc
+	maxConc := max(cfg.stability.conc, cfg.tls.conc)
 	for _, c := range cfg.writes.concs {
 		maxConc = max(maxConc, c)
 	}
@@ -256,6 +274,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	defer e.closeAll()
 
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "metabench: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	rep := &report{args: args, started: time.Now(), version: binaryVersion(cfg.bin), cfg: cfg}
 	e.logf("metabench: %s, scratch %s", rep.version, dir)
 	failed := func(err error) int {
@@ -338,6 +370,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return failed(fmt.Errorf("stability %s: %w", set.Name, err))
 			}
 			rep.stability = append(rep.stability, r)
+		}
+	}
+	if cfg.sections["tls"] {
+		if rep.tls, err = runTLS(e, cfg.tls); err != nil {
+			return failed(err)
 		}
 	}
 	rep.finished = time.Now()

@@ -97,7 +97,7 @@ func runReaction(e *env, set reactionSet, trials int, o reactionOpts) (*reaction
 		if err != nil {
 			return "", err
 		}
-		return "http://" + l.RPCAddr, nil
+		return l.URL(""), nil
 	}
 	base, err := leaderURL()
 	if err != nil {

@@ -19,6 +19,7 @@ type report struct {
 	writes    *writesResult
 	failover  []*failoverResult
 	stability []*stabilityResult
+	tls       *tlsResult
 
 	etcdVersion string
 	compare     *compareResult
@@ -160,6 +161,10 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
+	if r.tls != nil {
+		r.tls.markdown(p)
+	}
+
 	if r.sideBySide() {
 		r.markdownScale(p)
 		p("## Targets (this machine, this run)\n\n| target | measured | verdict |\n|---|---|---|\n")
@@ -234,6 +239,9 @@ func (r *report) targets() [][3]string {
 			}
 			out = append(out, [3]string{fmt.Sprintf("writes through a follower ≥ 0.8× direct, concurrency %d", c), fmt.Sprintf("%.2f×", m), v})
 		}
+	}
+	if r.tls != nil {
+		out = append(out, r.tls.targets()...)
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func runStability(e *env, set timeoutSet, o stabilityOpts) (*stabilityResult, er
 		}
 	}()
 	e.logf("stability %s: %s at concurrency %d on leader %s", set.Name, o.duration, o.conc, leader.ID)
-	res.load = runLoad(e.client, leader.RPCAddr, o.conc, o.duration, o.maxOps, o.reqTimeout)
+	res.load = runLoad(e.client, leader.URL(""), o.conc, o.duration, o.maxOps, o.reqTimeout)
 	close(stop)
 	wg.Wait()
 

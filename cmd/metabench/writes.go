@@ -59,11 +59,11 @@ func runWrites(e *env, o writeOpts) (*writesResult, error) {
 					node = follower
 				}
 				if o.warmup > 0 {
-					runLoad(e.client, node.RPCAddr, conc, o.warmup, 0, o.reqTimeout)
+					runLoad(e.client, node.URL(""), conc, o.warmup, 0, o.reqTimeout)
 				}
 				before := sampleCPU(c)
 				mb0, mt0 := machineCPU()
-				r := runLoad(e.client, node.RPCAddr, conc, o.duration, o.maxOps, o.reqTimeout)
+				r := runLoad(e.client, node.URL(""), conc, o.duration, o.maxOps, o.reqTimeout)
 				r.CPU = rolesCPU(sampleCPU(c).sub(before), leader.ID, follower.ID)
 				if mb1, mt1 := machineCPU(); mt1 > mt0 {
 					r.MachineBusy = float64(mb1-mb0) / float64(mt1-mt0) * float64(runtime.NumCPU())
