@@ -480,8 +480,10 @@ func (a *app) adminState(ctx context.Context, id uint64, verb string) (int, erro
 }
 
 // waitDrained waits until datanode id owns no region (GET
-// /admin/regions?datanode=ID is empty) and its lease has run out
-// (lease_expired in GET /admin/datanodes).
+// /admin/regions?datanode=ID is empty) and no lease still covers a region
+// on it: the leader sees it serve nothing (still_serving false in GET
+// /admin/datanodes), or its lease has run out. A running datanode that
+// closed its regions is drained; it need not be stopped.
 func (a *app) waitDrained(ctx context.Context, id uint64, regions int, timeout time.Duration) error {
 	what := fmt.Sprintf("draining datanode %d", id)
 	err := a.waitFor(ctx, what, timeout, regions, func(ctx context.Context) (int, string, bool, error) {
@@ -502,17 +504,15 @@ func (a *app) waitDrained(ctx context.Context, id uint64, regions int, timeout t
 		if d == nil {
 			return 0, "", false, &apiError{Status: http.StatusNotFound, Code: "not_found", Msg: fmt.Sprintf("no datanode %d", id)}
 		}
-		note := "lease expired"
-		if !d.LeaseExpired {
-			note = "lease held"
-			if len(rs) == 0 {
-				note = "lease held: a running datanode renews it; stop it to finish"
-			}
+		done := len(rs) == 0 && (!d.StillServing || d.LeaseExpired)
+		note := "serving nothing"
+		if d.StillServing && !d.LeaseExpired {
+			note = "still serving under its lease"
 		}
-		return len(rs), note, len(rs) == 0 && d.LeaseExpired, nil
+		return len(rs), note, done, nil
 	})
 	if err == nil && a.output == "table" {
-		fmt.Fprintf(a.stdout, "datanode %d drained: no region, lease expired\n", id)
+		fmt.Fprintf(a.stdout, "datanode %d drained: no region, none served under a lease\n", id)
 	}
 	return err
 }

@@ -126,6 +126,7 @@ func (l *Leader) Datanodes() []wire.Datanode {
 		if t != nil {
 			st := t.mon.Status(d.ID)
 			v.Status, v.Phi, v.LeaseExpired = st.Status, round2(st.Phi), st.LeaseExpired
+			v.StillServing = t.mon.StillServing(d.ID)
 			v.SecondsSinceHeartbeat = round2(sinceSeconds(now, st.LastHeartbeat))
 			v.FailoverDeferred = t.runner.Deferred(d.ID)
 			v.FailoverBraked = t.runner.Braked() && st.Status == failover.StatusFailed

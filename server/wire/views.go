@@ -38,8 +38,11 @@ type Datanode struct {
 	Regions               int     `json:"regions"`
 	AdminState            string  `json:"admin_state"`
 	LeaseExpired          bool    `json:"lease_expired"`
-	FailoverDeferred      bool    `json:"failover_deferred"`
-	FailoverBraked        bool    `json:"failover_braked"`
+	// StillServing: the leader knows of a region this datanode may still
+	// serve under a valid lease (or has not heard from it this term).
+	StillServing     bool `json:"still_serving"`
+	FailoverDeferred bool `json:"failover_deferred"`
+	FailoverBraked   bool `json:"failover_braked"`
 }
 
 // RaftStatus is the answer of GET /admin/raft.
