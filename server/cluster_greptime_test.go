@@ -136,7 +136,7 @@ func TestManualJoinWithoutProtocol(t *testing.T) {
 		}
 		return nil
 	})
-	body := `{"id":"n4","raft_addr":"127.0.0.1:1","rpc_addr":"127.0.0.1:2"}`
+	body := `{"id":"n4","raft_addr":"` + listening(t) + `","rpc_addr":"127.0.0.1:2"}` // the join probes that something listens
 	r := c.do(c.follower(), http.MethodPost, "/admin/cluster/join", body)
 	if r.status != http.StatusOK {
 		t.Fatalf("manual join without protocol: %s", r)

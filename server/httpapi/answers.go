@@ -52,6 +52,8 @@ var answers = []struct {
 	{err: raftnode.ErrTransferFailed, answer: answer{http.StatusServiceUnavailable, "transfer_failed", ""}},
 	{err: raftnode.ErrNotFound, answer: answer{http.StatusNotFound, codeNotFound, ""}},
 	{err: raftnode.ErrConflict, answer: answer{http.StatusConflict, codeConflict, ""}},
+	{err: raftnode.ErrPeerUnreachable, answer: answer{http.StatusConflict, codeJoinUnreachable, ""}},
+	{err: raftnode.ErrQuorumAtRisk, answer: answer{http.StatusConflict, codeQuorumAtRisk, ""}},
 	{err: leader.ErrNoDatanode, answer: answer{http.StatusServiceUnavailable, "no_datanode", ""}},
 	{err: leader.ErrDatanodeLimit, answer: answer{http.StatusConflict, "datanode_limit", ""}},
 	{err: leader.ErrRegisterRate, answer: answer{http.StatusTooManyRequests, "rate_limited", ""}},

@@ -190,7 +190,45 @@ func parseJoinBody(body []byte) (wire.JoinRequest, error) {
 	return jr, nil
 }
 
-func parseJoin(_ *http.Request, body []byte) (any, error) { return parseJoinBody(body) }
+// joinInput is a parsed POST /admin/cluster/join.
+type joinInput struct {
+	wire.JoinRequest
+	force bool
+}
+
+func parseJoin(r *http.Request, body []byte) (any, error) {
+	jr, err := parseJoinBody(body)
+	if err != nil {
+		return nil, err
+	}
+	force, err := parseForce(r)
+	return joinInput{jr, force}, err
+}
+
+// parseForce reads ?force (true/false; a bare ?force is true): true skips
+// the quorum check of a membership change, never the probe of a joining
+// member.
+func parseForce(r *http.Request) (bool, error) { return boolParam(r, "force", false) }
+
+// Codes of the membership-safety refusals (the table in answers.go maps
+// the raftnode sentinels to them).
+const (
+	codeJoinUnreachable = "join_unreachable"
+	codeQuorumAtRisk    = "quorum_at_risk"
+)
+
+// transientJoinRefusal reports whether a 409 answer to a join (its body)
+// is one the joining node should retry rather than give up on: it was not
+// reachable yet, or the cluster had too few reachable voters at that
+// moment. The other 409s (another cluster, too old a protocol, an address
+// in use) are refusals for good.
+func transientJoinRefusal(body []byte) bool {
+	var e struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Code == codeJoinUnreachable || e.Code == codeQuorumAtRisk
+}
 
 func parseMemberUpdate(r *http.Request, body []byte) (any, error) {
 	jr, err := parseJoinBody(body)
@@ -200,9 +238,19 @@ func parseMemberUpdate(r *http.Request, body []byte) (any, error) {
 	return jr, err
 }
 
+// removeInput is a parsed DELETE /admin/cluster/members/{id}.
+type removeInput struct {
+	id    string
+	force bool
+}
+
 func parseMemberID(r *http.Request, _ []byte) (any, error) {
 	id := mux.Vars(r)["id"]
-	return id, validMemberID(id)
+	if err := validMemberID(id); err != nil {
+		return nil, err
+	}
+	force, err := parseForce(r)
+	return removeInput{id, force}, err
 }
 
 // afterChange maps an error that follows a committed membership change: a
@@ -214,8 +262,9 @@ func afterChange(err error) error {
 	return err
 }
 
-func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
-	jr := in.(wire.JoinRequest)
+func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
+	ji := in.(joinInput)
+	jr := ji.JoinRequest
 	if cid := s.fsm.ClusterID(); jr.ClusterID != "" && cid != "" && jr.ClusterID != cid {
 		return errorf(http.StatusConflict, "cluster_id_mismatch",
 			"node %s belongs to cluster %s, this is cluster %s: wipe its data dir to join", jr.ID, jr.ClusterID, cid)
@@ -232,16 +281,32 @@ func (s *Server) runJoin(ctx context.Context, w http.ResponseWriter, _ *http.Req
 	if err != nil {
 		return err
 	}
-	present := false
+	present, moved := false, false
 	for _, sv := range servers {
 		switch {
 		case sv.ID == jr.ID && sv.RaftAddr == jr.RaftAddr:
 			present = true
-		case sv.ID != jr.ID && sv.RaftAddr == jr.RaftAddr:
+		case sv.ID == jr.ID:
+			moved = true
+		case sv.RaftAddr == jr.RaftAddr:
 			return errorf(http.StatusConflict, codeConflict, "raft address %s is already used by member %s", jr.RaftAddr, sv.ID)
 		}
 	}
 	if !present {
+		// The new voter must prove it is there before it counts toward
+		// the quorum; ?force does not skip this. Having answered, it
+		// counts as reachable in the quorum check.
+		if err := s.node.ProbePeer(ctx, jr.ID, jr.RaftAddr); err != nil {
+			s.log.Warn("join refused: the member does not answer on its raft address", "id", jr.ID, "raft_addr", jr.RaftAddr, "error", err)
+			return err
+		}
+		change := fmt.Sprintf("adding voter %s", jr.ID)
+		if moved {
+			change = fmt.Sprintf("moving member %s to raft address %s", jr.ID, jr.RaftAddr)
+		}
+		if err := s.quorumCheck(ctx, ji.force, r, change, servers, jr.ID, ""); err != nil {
+			return err
+		}
 		// AddVoter with a known id and a new address moves that member.
 		if err := s.node.AddVoter(ctx, jr.ID, jr.RaftAddr); err != nil {
 			return err
@@ -303,7 +368,8 @@ func (s *Server) runMemberUpdate(ctx context.Context, w http.ResponseWriter, _ *
 }
 
 func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
-	id := in.(string)
+	ri := in.(removeInput)
+	id := ri.id
 	if id == s.cfg.NodeID {
 		return errorf(http.StatusConflict, codeConflict,
 			"%s is the leader: move leadership first with POST /admin/cluster/transfer-leadership", id)
@@ -320,6 +386,9 @@ func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *
 		return errorf(http.StatusNotFound, codeNotFound, "no member %s", id)
 	}
 	if inConfig {
+		if err := s.quorumCheck(ctx, ri.force, r, "removing member "+id, servers, "", id); err != nil {
+			return err
+		}
 		if err := s.node.RemoveServer(ctx, id); err != nil {
 			return err
 		}
@@ -334,6 +403,21 @@ func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *
 	s.log.Info("member removed", "id", id, "index", res.Index)
 	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
 	return nil
+}
+
+// quorumCheck refuses (409 quorum_at_risk) a configuration change that
+// would leave fewer reachable voters than a quorum, unless force; a forced
+// change that would have been refused is logged.
+func (s *Server) quorumCheck(ctx context.Context, force bool, r *http.Request, change string, servers []raftnode.Server, add, remove string) error {
+	err := s.node.CheckQuorum(ctx, change, servers, add, remove)
+	if err == nil || !errors.Is(err, raftnode.ErrQuorumAtRisk) {
+		return err
+	}
+	if force {
+		s.log.Warn("membership change forced past the quorum check", "change", change, "by", clientAddr(r), "check", err.Error())
+		return nil
+	}
+	return err
 }
 
 func parseTransfer(r *http.Request, _ []byte) (any, error) {

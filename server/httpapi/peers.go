@@ -24,7 +24,7 @@ func (p peerClient) Join(ctx context.Context, addr string, req wire.JoinRequest)
 		return jr, err
 	}
 	switch {
-	case status == http.StatusConflict:
+	case status == http.StatusConflict && !transientJoinRefusal(respBody):
 		return jr, raftnode.Errorf(raftnode.ErrJoinRefused, "%d %s", status, bytes.TrimSpace(respBody))
 	case status != http.StatusOK:
 		return jr, fmt.Errorf("%d %s", status, bytes.TrimSpace(respBody))

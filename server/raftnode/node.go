@@ -30,6 +30,8 @@ type Node struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport *peerTransport
+	stream    *streamLayer
+	hb        heartbeats // the leader's view of failed heartbeats (reachability.go)
 	dir       *directory
 	metrics   *metrics
 	peers     Peers
@@ -142,6 +144,7 @@ func (n *Node) openRaft() error {
 		stream.secure(secureOpts{src: c.PeerTLS, acceptPlain: c.PeerAcceptPlaintext, removed: n.fsm.MemberRemoved,
 			refused: n.metrics.connRefused, log: n.log.Named("transport"), maxPerPeer: 2 * (maxPool + 2)})
 	}
+	n.stream = stream
 	n.transport = newPeerTransport(stream, maxPool, 10*time.Second, n.log.Named("transport"))
 
 	hasState, err := raft.HasExistingState(logs, store, snaps)
@@ -158,6 +161,7 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	opened.Store(true)
+	n.watchHeartbeats()
 	if err := n.bootstrap(hasState); err != nil {
 		// Raft is running already: stop it before its stores close.
 		_ = n.raft.Shutdown().Error()
