@@ -66,6 +66,10 @@ func startClusterWith(t *testing.T, n int, client *http.Client, mutate func(*Con
 		t.Skip("larger clusters only without -short")
 	}
 	c := &tcluster{t: t, client: client}
+	// The first TempDir registers the removal of every data dir; made
+	// before c.close is registered, it runs after the nodes stopped
+	// (cleanups run last-in first-out).
+	_ = t.TempDir()
 	t.Cleanup(c.close)
 	first := c.start(testConfig(t, "n1", mutate))
 	for i := 2; i <= n; i++ {
