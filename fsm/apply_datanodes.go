@@ -13,13 +13,17 @@ func (f *FSM) applyRegisterDatanode(index uint64, c RegisterDatanode) Result {
 	if ok && d.Addr == c.Addr {
 		return Result{Applied: true}
 	}
+	fields := map[string]string{"datanode": strconv.FormatUint(c.ID, 10), "addr": c.Addr}
 	if !ok {
 		d = &Datanode{ID: c.ID, RegisteredAt: c.Time, AdminState: AdminActive}
+		if c.Cordoned {
+			d.AdminState = AdminCordoned
+			fields["admin_state"] = AdminCordoned
+		}
 		f.st.Datanodes[c.ID] = d
 	}
 	d.Addr = c.Addr
-	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeRegistered, Fields: map[string]string{
-		"datanode": strconv.FormatUint(c.ID, 10), "addr": c.Addr}})
+	f.addEvent(Event{Index: index, Time: c.Time, Type: EventDatanodeRegistered, Fields: fields})
 	return Result{Applied: true}
 }
 

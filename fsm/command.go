@@ -74,9 +74,13 @@ func Encode(typ string, payload any) ([]byte, error) {
 // RegisterDatanode registers a datanode (first heartbeat) or updates its
 // address.
 type RegisterDatanode struct {
-	ID   uint64    `json:"id"`
-	Addr string    `json:"addr"`
-	Time time.Time `json:"time"`
+	ID   uint64 `json:"id"`
+	Addr string `json:"addr"`
+	// Cordoned registers a new datanode cordoned, to wait for an
+	// operator's approval (--datanode-approval; set from
+	// IdentityProtocol on, like Identity).
+	Cordoned bool      `json:"cordoned,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // RemoveDatanode removes a datanode that holds no regions.

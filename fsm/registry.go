@@ -30,7 +30,8 @@ const (
 // Protocol 2 adds no command: it says the member reads snapshot format 2
 // (CompactSnapshotProtocol). Protocol 3 adds SetProcedures (the procedure
 // pause). Protocol 4 adds no command: writes carry the authenticated
-// Identity beside By (IdentityProtocol).
+// Identity beside By, and a datanode may register cordoned
+// (IdentityProtocol).
 const Protocol = 4
 
 // IdentityProtocol is the level at which commands carry Identity: a

@@ -89,13 +89,16 @@ func TestDatanodesProveWhoTheyAre(t *testing.T) {
 	hb := func(id uint64, addr string, seq uint64, hdr ...string) reply {
 		return c.do(l, http.MethodPost, "/v1/heartbeat", wire.Heartbeat{ID: id, Addr: addr, StartTimeMs: start, Seq: seq}, hdr...)
 	}
-	// 200 unauthenticated heartbeats register nothing.
+	// 200 unauthenticated heartbeats register nothing and record no event.
+	before := c.mustJSON(l, http.MethodGet, "/admin/events", nil, http.StatusOK, nil, bearerHdr(secretAlice)...)
 	for i := uint64(1); i <= 200; i++ {
 		if r := hb(100+i, fmt.Sprintf("127.0.0.1:%d", 5000+i), 1); r.status != http.StatusUnauthorized {
 			t.Fatalf("unauthenticated heartbeat %d: %s", i, r)
 		}
 	}
-	events := c.mustJSON(l, http.MethodGet, "/admin/events", nil, http.StatusOK, nil, bearerHdr(secretAlice)...)
+	if after := c.mustJSON(l, http.MethodGet, "/admin/events", nil, http.StatusOK, nil, bearerHdr(secretAlice)...); string(after.body) != string(before.body) {
+		t.Fatalf("unauthenticated heartbeats recorded events:\n%s\n%s", before.body, after.body)
+	}
 	if dns := c.regDatanodesAs(l, secretAlice); len(dns) != 0 {
 		t.Fatalf("unauthenticated heartbeats registered %d datanodes", len(dns))
 	}
@@ -118,7 +121,6 @@ func TestDatanodesProveWhoTheyAre(t *testing.T) {
 	if len(dns) != 2 || dns[1].Addr != "127.0.0.1:4001" || dns[5].Addr != "127.0.0.1:4005" {
 		t.Fatalf("datanodes: %+v", dns)
 	}
-	_ = events
 }
 
 // regDatanodesAs lists datanodes with a credential.
@@ -160,5 +162,43 @@ func TestDatanodeRegistrationLimits(t *testing.T) {
 	_, r = regPostHB(c2, l2, wire.Heartbeat{ID: 3, Addr: "127.0.0.1:4003", StartTimeMs: start, Seq: 1})
 	if r.status != http.StatusTooManyRequests || r.code() != "rate_limited" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("a registration beyond the burst: %s", r)
+	}
+}
+
+// With --datanode-approval a new datanode registers cordoned and takes no
+// region until an operator uncordons it.
+func TestDatanodeApproval(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.DatanodeApproval = true })
+	l := c.leader()
+	start := time.Now().UnixMilli()
+	for id := uint64(1); id <= 2; id++ {
+		if _, r := regPostHB(c, l, wire.Heartbeat{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 4000+id), StartTimeMs: start, Seq: 1}); r.status != http.StatusOK {
+			t.Fatalf("datanode %d: %s", id, r)
+		}
+	}
+	for id, d := range c.regDatanodes(l) {
+		if d.AdminState != "cordoned" {
+			t.Fatalf("datanode %d registered %s, want cordoned", id, d.AdminState)
+		}
+	}
+	// No datanode may take regions yet.
+	r := c.do(l, http.MethodPost, "/admin/tables", `{"name":"t","regions":2}`)
+	if r.status == http.StatusCreated {
+		t.Fatalf("a table was placed on unapproved datanodes: %s", r)
+	}
+	c.mustJSON(l, http.MethodPost, "/admin/datanodes/1/uncordon", nil, http.StatusOK, nil)
+	var created regCreated
+	c.mustJSON(l, http.MethodPost, "/admin/tables", `{"name":"t","regions":2}`, http.StatusCreated, &created)
+	for _, reg := range created.Regions {
+		if reg.Datanode != 1 {
+			t.Fatalf("region placed on datanode %d, want only the approved 1: %+v", reg.Datanode, created)
+		}
+	}
+	// A known datanode's heartbeat does not cordon it again.
+	if _, r := regPostHB(c, l, wire.Heartbeat{ID: 1, Addr: "127.0.0.1:4001", StartTimeMs: start, Seq: 2}); r.status != http.StatusOK {
+		t.Fatal(r)
+	}
+	if d := c.regDatanodes(l)[1]; d.AdminState != "active" {
+		t.Fatalf("approved datanode %+v", d)
 	}
 }

@@ -93,8 +93,17 @@ func TestTLSClientCertAuthRefusals(t *testing.T) {
 	if r := datanode.do(f, http.MethodPost, "/admin/maintenance?enable=true", nil); r.status != http.StatusForbidden {
 		t.Errorf("maintenance with a datanode certificate: %s, want 403", r)
 	}
-	if r := datanode.do(f, http.MethodPost, "/v1/heartbeat", `{"id":7,"addr":"127.0.0.1:1","node_epoch":1,"seq":1}`); r.status == http.StatusUnauthorized || r.status == http.StatusForbidden {
-		t.Errorf("heartbeat with a datanode certificate: %s", r)
+	l := c.leader()
+	if r := datanode.do(l, http.MethodPost, "/v1/heartbeat", `{"id":7,"addr":"127.0.0.1:1","start_time_ms":1,"seq":1}`); r.status != http.StatusOK {
+		t.Errorf("heartbeat with datanode-7's certificate as 7: %s", r)
+	}
+	// Its certificate cannot speak for another datanode, nor move one.
+	dn2 := &tcluster{t: t, client: httpsClient(t, pki.Datanode(2))}
+	if r := dn2.do(l, http.MethodPost, "/v1/heartbeat", `{"id":7,"addr":"127.0.0.1:6666","start_time_ms":1,"seq":2}`); r.status != http.StatusForbidden {
+		t.Errorf("heartbeat for 7 with datanode-2's certificate: %s, want 403", r)
+	}
+	if d, ok := c.regDatanodes(l)[7]; !ok || d.Addr != "127.0.0.1:1" {
+		t.Errorf("datanode 7 after a forged heartbeat: %+v", d)
 	}
 	// A certificate of another CA fails the handshake; so does plain HTTP.
 	foreign := &tcluster{t: t, client: httpsClient(t, certs.Files{Cert: other.Client("mallory").Cert, Key: other.Client("mallory").Key, CA: []string{pki.CAFile}})}

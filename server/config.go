@@ -69,6 +69,9 @@ type Config struct {
 	MetricsPublic bool
 	// Datanode registration: at most MaxDatanodes, at RegisterRate per
 	// second (burst RegisterBurst).
+	// DatanodeApproval registers new datanodes cordoned until an operator
+	// uncordons them.
+	DatanodeApproval      bool
 	MaxDatanodes          int
 	DatanodeRegisterRate  float64
 	DatanodeRegisterBurst int

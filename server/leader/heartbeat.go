@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/metasrv/metasrv/fsm"
+	"github.com/metasrv/metasrv/server/raftnode"
 	"github.com/metasrv/metasrv/server/wire"
 )
 
@@ -26,13 +27,22 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 		if err := l.admitRegistration(hb.ID, ok); err != nil {
 			return wire.HeartbeatResponse{}, err
 		}
+		reg := fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()}
+		if l.cfg.Approval && !ok {
+			// Older replicas would register it active: wait for them.
+			if p := l.node.ClusterProtocol(); p < fsm.IdentityProtocol {
+				return wire.HeartbeatResponse{}, raftnode.Errorf(raftnode.ErrUpgradeInProgress,
+					"--datanode-approval registers datanodes cordoned, which needs every member at protocol %d (the cluster is at %d): finish the upgrade", fsm.IdentityProtocol, p)
+			}
+			reg.Cordoned = true
+		}
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
-		_, err := l.node.Commit(ctx, fsm.CmdRegisterDatanode, fsm.RegisterDatanode{ID: hb.ID, Addr: hb.Addr, Time: l.cfg.Now().UTC()})
+		_, err := l.node.Commit(ctx, fsm.CmdRegisterDatanode, reg)
 		cancel()
 		if err != nil {
 			return wire.HeartbeatResponse{}, err
 		}
-		l.log.Info("datanode registered", "datanode", hb.ID, "addr", hb.Addr)
+		l.log.Info("datanode registered", "datanode", hb.ID, "addr", hb.Addr, "cordoned", reg.Cordoned)
 	}
 	resp := wire.HeartbeatResponse{LeaderID: l.cfg.NodeID, HeartbeatIntervalMs: l.cfg.HeartbeatInterval.Milliseconds(),
 		LeaseMs: l.cfg.RegionLease.Milliseconds(), Regions: []uint64{}, Open: []uint64{}, Close: []uint64{}}

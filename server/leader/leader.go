@@ -38,6 +38,9 @@ type Config struct {
 	MaxDatanodes  int
 	RegisterRate  float64
 	RegisterBurst int
+	// Approval registers new datanodes cordoned: they take no region
+	// until an operator uncordons them.
+	Approval bool
 
 	Now      func() time.Time
 	Logger   hclog.Logger
