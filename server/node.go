@@ -260,6 +260,10 @@ func (n *Node) watchCertificates(ctx context.Context) {
 // Addr returns the bound HTTP address.
 func (n *Node) Addr() string { return n.api.Addr() }
 
+// RaftAddr returns the raft address other members dial (with port 0, the
+// one the kernel chose).
+func (n *Node) RaftAddr() string { return n.cfg.AdvertiseRaftAddr }
+
 // HTTPAddr returns the bound address of the GreptimeDB-style port, or "".
 func (n *Node) HTTPAddr() string { return n.api.GreptimeAddr() }
 
