@@ -202,10 +202,11 @@ func (s *Server) cancelOnLeaderChange(ctx context.Context, addr string) (context
 }
 
 // clientAddr is the address of whoever sent the request, looking through
-// one forwarding hop. Over HTTPS the forwarded address is believed only
-// from a member that proved itself with its certificate.
+// one forwarding hop. The forwarded address is believed only from a member
+// that proved itself with its certificate (peer mTLS); from anyone else
+// X-Metasrv-* headers are ignored, since any client could send them.
 func clientAddr(r *http.Request) string {
-	if r.Header.Get(hdrForwardedBy) != "" && (r.TLS == nil || trustedForward(r)) {
+	if r.Header.Get(hdrForwardedBy) != "" && trustedForward(r) {
 		if a := r.Header.Get(hdrClientAddr); a != "" {
 			return a
 		}

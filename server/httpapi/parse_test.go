@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -72,15 +75,30 @@ func TestStaleParamAndRetryableCode(t *testing.T) {
 	}
 }
 
-func TestClientAddrHonoursOnlyForwardedRequests(t *testing.T) {
-	r := httptest.NewRequest(http.MethodPost, "/", nil)
-	r.RemoteAddr = "10.0.0.5:5555"
-	r.Header.Set(hdrClientAddr, "1.2.3.4")
-	if got := clientAddr(r); got != "10.0.0.5" {
-		t.Errorf("client addr header honoured on a direct request: %s", got)
-	}
-	r.Header.Set(hdrForwardedBy, "n2")
-	if got := clientAddr(r); got != "1.2.3.4" {
-		t.Errorf("forwarded request: client addr %s, want 1.2.3.4", got)
+func TestClientAddrHonoursOnlyForwardsFromMembers(t *testing.T) {
+	member := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{Organization: []string{"metasrv-node"}, CommonName: "n2"}}}}
+	operator := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{Organization: []string{"metasrv-client"}, CommonName: "alice"}}}}
+	for _, tc := range []struct {
+		name      string
+		forwarded bool
+		cs        *tls.ConnectionState
+		want      string
+	}{
+		{"direct", false, nil, "10.0.0.5"},
+		{"forwarded header over plain HTTP", true, nil, "10.0.0.5"},
+		{"forwarded by an operator's certificate", true, operator, "10.0.0.5"},
+		{"forwarded by a member's certificate", true, member, "1.2.3.4"},
+		{"a member's certificate without the forwarded header", false, member, "10.0.0.5"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.RemoteAddr = "10.0.0.5:5555"
+		r.Header.Set(hdrClientAddr, "1.2.3.4")
+		if tc.forwarded {
+			r.Header.Set(hdrForwardedBy, "n2")
+		}
+		r.TLS = tc.cs
+		if got := clientAddr(r); got != tc.want {
+			t.Errorf("%s: client addr %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
