@@ -138,9 +138,13 @@ func TestSwitchingDatanodeAuthOnLeavesNoRegionUnserved(t *testing.T) {
 		t.Fatalf("create table: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The sampler reads a running member's state; the restart loop points
+	// it at one that is not being restarted.
+	var view atomic.Pointer[server.Node]
+	view.Store(members[0].node)
 	unservedNow := func() []uint64 {
 		var out []uint64
-		for _, r := range members[0].node.FSM().Regions() {
+		for _, r := range view.Load().FSM().Regions() {
 			if a := agents[r.Datanode]; a == nil || !slices.Contains(a.Serving(), r.ID) {
 				out = append(out, r.ID)
 			}
@@ -175,6 +179,7 @@ func TestSwitchingDatanodeAuthOnLeavesNoRegionUnserved(t *testing.T) {
 		}
 	}()
 	for i, m := range members {
+		view.Store(members[(i+1)%len(members)].node)
 		stop(m)
 		cfg := m.cfg
 		cfg.RPCAddr, cfg.RaftAddr = m.node.Addr(), m.node.RaftAddr()
