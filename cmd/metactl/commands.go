@@ -674,46 +674,78 @@ func validMemberID(id string) error {
 // ---- events
 
 func (a *app) eventsCmd() *cobra.Command {
-	var limit int
+	var limit, latest int
 	var since uint64
-	cmd := &cobra.Command{Use: "events", Short: "Show the change log (oldest first)", Args: noArgs,
+	var follow bool
+	cmd := &cobra.Command{Use: "events", Short: "Show the change log (oldest first); --follow waits for new events", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 10000 {
 				return usagef("--limit %d: want 1 to 10000", limit)
 			}
+			if latest < 0 || latest > 10000 || (latest > 0 && since > 0) {
+				return usagef("--latest %d: want 1 to 10000, without --since", latest)
+			}
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
-			if since > 0 {
+			if latest > 0 {
+				q = url.Values{"latest": {strconv.Itoa(latest)}}
+			} else if since > 0 {
 				q.Set("since", strconv.FormatUint(since, 10))
 			}
-			var page wire.EventsPage
-			body, err := a.cl.getJSON(cmd.Context(), "/admin/events", q, &page)
-			if err != nil {
-				return err
+			var t *table
+			if a.output != "json" {
+				t = newTable(a.stdout, "INDEX", "TIME", "TYPE", "BY", "REASON", "DETAIL")
 			}
-			if a.output == "json" {
-				printJSON(a.stdout, body)
-				return nil
-			}
-			if since > 0 && page.FirstIndex > since+1 {
-				fmt.Fprintf(a.stderr, "metactl: events before index %d were dropped from the log's ring\n", page.FirstIndex)
-			}
-			t := newTable(a.stdout, "INDEX", "TIME", "TYPE", "BY", "REASON", "DETAIL")
-			for _, e := range page.Events {
-				keys := make([]string, 0, len(e.Fields))
-				for k := range e.Fields {
-					keys = append(keys, k)
+			for {
+				var page wire.EventsPage
+				body, err := a.cl.getJSON(cmd.Context(), "/admin/events", q, &page)
+				if err != nil {
+					if follow && cmd.Context().Err() != nil {
+						return nil // Ctrl-C
+					}
+					return err
 				}
-				sort.Strings(keys)
-				var kv []string
-				for _, k := range keys {
-					kv = append(kv, k+"="+e.Fields[k])
+				if a.output == "json" {
+					if !follow || len(page.Events) > 0 {
+						printJSON(a.stdout, body)
+					}
+				} else {
+					if since > 0 && page.FirstIndex > since+1 {
+						fmt.Fprintf(a.stderr, "metactl: events before index %d were dropped from the log's ring\n", page.FirstIndex)
+					}
+					for _, e := range page.Events {
+						t.row(e.Index, e.Time.UTC().Format(time.RFC3339), e.Type, e.By, e.Reason, eventDetail(e))
+					}
+					t.flush()
 				}
-				t.row(e.Index, e.Time.UTC().Format(time.RFC3339), e.Type, e.By, e.Reason, strings.Join(kv, " "))
+				if !follow {
+					return nil
+				}
+				if n := len(page.Events); n > 0 {
+					since = page.Events[n-1].Index
+				}
+				// Long-poll for what comes next, within one request's bound.
+				wait := min(20*time.Second, a.timeout-2*time.Second)
+				q = url.Values{"since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)},
+					"wait": {max(wait, time.Second).String()}}
 			}
-			t.flush()
-			return nil
 		}}
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events per page")
 	cmd.Flags().Uint64Var(&since, "since", 0, "only events with a raft index above this")
+	cmd.Flags().IntVar(&latest, "latest", 0, "the newest N events")
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep waiting for new events (long-polls the leader) until Ctrl-C")
 	return cmd
+}
+
+// eventDetail is an event's fields as sorted key=value pairs.
+func eventDetail(e wire.Event) string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	kv := make([]string, 0, len(keys))
+	for _, k := range keys {
+		kv = append(kv, k+"="+e.Fields[k])
+	}
+	return strings.Join(kv, " ")
 }

@@ -5,11 +5,13 @@ package main
 // and output are checked directly).
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +288,68 @@ func TestE2EDrainWait(t *testing.T) {
 	r, err := c.Request(5*time.Second, http.MethodGet, c.Datanode(1).URL("/regions"), nil)
 	if err != nil || strings.TrimSpace(string(r.Body)) != "[]" {
 		t.Fatalf("datanode 1 /regions after the drain: %s %v", r, err)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// events --follow long-polls the leader and prints a new event within a
+// second of its write; --latest shows the newest ones.
+func TestE2EEventsFollowAndLatest(t *testing.T) {
+	c := startE2E(t, 3, 0)
+	c.mustMetactl("maintenance", "enable", "--reason", "first")
+	if out := c.mustMetactl("events", "--latest", "1"); !strings.Contains(out, "maintenance_enabled") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("events --latest 1:\n%s", out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--endpoints", c.endpoints, "events", "--latest", "1", "--follow"}, &out, &errb, false)
+	}()
+	c.Eventually("the first page printed", func() error {
+		if !strings.Contains(out.String(), "first") {
+			return fmt.Errorf("%q", out.String())
+		}
+		return nil
+	})
+	written := time.Now()
+	c.mustMetactl("maintenance", "disable", "--force")
+	c.Eventually("the disable printed", func() error {
+		if !strings.Contains(out.String(), "maintenance_disabled") {
+			return fmt.Errorf("%q", out.String())
+		}
+		return nil
+	})
+	took := time.Since(written)
+	t.Logf("events --follow printed the write %s after it", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("printed %s after the write, want within about a second", took)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("events --follow exit %d after Ctrl-C: %s", code, errb.String())
+		}
+	case <-time.After(waitLong):
+		t.Fatal("events --follow did not stop")
 	}
 }

@@ -443,9 +443,14 @@ func (s *Server) runTransfer(ctx context.Context, w http.ResponseWriter, _ *http
 }
 
 type eventsQuery struct {
-	since uint64
-	limit int
+	since  uint64
+	limit  int
+	latest int           // the newest N instead of a page from since
+	wait   time.Duration // long-poll: wait up to this for an event past since
 }
+
+// maxEventsWait bounds ?wait.
+const maxEventsWait = 25 * time.Second
 
 const maxEventsPerPage = 10000
 
@@ -466,12 +471,62 @@ func parseEvents(r *http.Request, _ []byte) (any, error) {
 		}
 		eq.limit = v
 	}
+	if q.Has("latest") {
+		v, err := strconv.Atoi(q.Get("latest"))
+		if err != nil || v < 1 || v > maxEventsPerPage {
+			return nil, badRequest("latest=%q: want an integer from 1 to %d", q.Get("latest"), maxEventsPerPage)
+		}
+		if q.Has("since") || q.Has("wait") {
+			return nil, badRequest("latest= takes the newest events; it does not go with since= or wait=")
+		}
+		eq.latest = v
+	}
+	if q.Has("wait") {
+		d, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || d <= 0 || d > maxEventsWait {
+			return nil, badRequest("wait=%q: want a duration up to %s, such as 10s", q.Get("wait"), maxEventsWait)
+		}
+		eq.wait = d
+	}
 	return eq, nil
 }
 
-func (s *Server) runEvents(_ context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
+// runEvents answers a page of events. With wait and nothing past since
+// yet, it waits for the next applied entry, up to wait and within the
+// request's own bound, and answers an empty page when none came.
+func (s *Server) runEvents(ctx context.Context, w http.ResponseWriter, _ *http.Request, in any) error {
 	eq := in.(eventsQuery)
-	events, first := s.fsm.Events(eq.since, eq.limit)
+	var events []fsm.Event
+	var first uint64
+	if eq.latest > 0 {
+		events, first = s.fsm.Events(0, 0)
+		if len(events) > eq.latest {
+			events = events[len(events)-eq.latest:]
+		}
+	} else {
+		events, first = s.fsm.Events(eq.since, eq.limit)
+	}
+	if len(events) == 0 && eq.wait > 0 {
+		until := time.Now().Add(eq.wait)
+		if dl, ok := ctx.Deadline(); ok && dl.Add(-500*time.Millisecond).Before(until) {
+			until = dl.Add(-500 * time.Millisecond)
+		}
+		timer := time.NewTimer(time.Until(until))
+		defer timer.Stop()
+		for len(events) == 0 {
+			changed := s.fsm.Changed()
+			if events, first = s.fsm.Events(eq.since, eq.limit); len(events) > 0 {
+				break
+			}
+			select {
+			case <-changed:
+				continue
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+			break
+		}
+	}
 	page := wire.EventsPage{FirstIndex: first, Events: make([]wire.Event, len(events))}
 	for i, e := range events {
 		page.Events[i] = wire.Event(e)
