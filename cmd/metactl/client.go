@@ -156,15 +156,27 @@ func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 // retried elsewhere: it may have been applied). An error answer (4xx, 5xx)
 // is an *apiError.
 func (c *client) do(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	return c.send(ctx, method, path, query, nil)
+}
+
+// send is do with a JSON body (nil for none).
+func (c *client) send(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
 	var lastErr error
 	for _, ep := range c.endpoints {
 		u := c.scheme + "://" + ep + path
 		if len(query) > 0 {
 			u += "?" + query.Encode()
 		}
-		req, err := http.NewRequestWithContext(ctx, method, u, nil)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
 		if err != nil {
 			return nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
 		}
 		if c.token != "" {
 			req.Header.Set("Authorization", "Bearer "+c.token)
@@ -180,30 +192,30 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values) 
 			}
 			return nil, fmt.Errorf("%s %s: %v (the outcome is unknown: check the state before retrying)", method, path, lastErr)
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		resp.Body.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s %s on %s: reading the answer: %v", method, path, ep, err)
 		}
 		c.addr = ep
 		if resp.StatusCode >= 300 {
-			e := &apiError{Status: resp.StatusCode, Body: body}
+			e := &apiError{Status: resp.StatusCode, Body: answer}
 			var eb struct {
 				Error string `json:"error"`
 				Code  string `json:"code"`
 			}
-			if json.Unmarshal(body, &eb) == nil && (eb.Error != "" || eb.Code != "") {
+			if json.Unmarshal(answer, &eb) == nil && (eb.Error != "" || eb.Code != "") {
 				e.Code, e.Msg = eb.Code, eb.Error
 			} else {
-				e.Msg = strings.TrimSpace(string(bytes.ToValidUTF8(body, nil)))
+				e.Msg = strings.TrimSpace(string(bytes.ToValidUTF8(answer, nil)))
 				if e.Msg == "" {
 					e.Msg = http.StatusText(resp.StatusCode)
 				}
 			}
 			e.Msg = oneLine(e.Msg)
-			return body, e
+			return answer, e
 		}
-		return body, nil
+		return answer, nil
 	}
 	return nil, fmt.Errorf("no endpoint reachable (%s): %v", strings.Join(c.endpoints, ","), lastErr)
 }

@@ -626,18 +626,51 @@ func (a *app) memberCmd() *cobra.Command {
 			t.flush()
 			return nil
 		}}
+	var forceRemove bool
 	remove := &cobra.Command{Use: "remove ID", Short: "Remove a member from the raft configuration", Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validMemberID(args[0]); err != nil {
 				return err
 			}
-			body, err := a.cl.do(cmd.Context(), http.MethodDelete, "/admin/cluster/members/"+url.PathEscape(args[0]), nil)
+			var q url.Values
+			if forceRemove {
+				q = url.Values{"force": {"true"}}
+			}
+			body, err := a.cl.do(cmd.Context(), http.MethodDelete, "/admin/cluster/members/"+url.PathEscape(args[0]), q)
 			if err != nil {
 				return err
 			}
 			a.done(body, fmt.Sprintf("member %s removed", args[0]))
 			return nil
 		}}
+	var raftAddr, rpcAddr string
+	var forceAdd bool
+	add := &cobra.Command{Use: "add ID --raft-addr HOST:PORT --rpc-addr HOST:PORT", Short: "Add a running node as a voter (its raft listener must be up)", Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validMemberID(args[0]); err != nil {
+				return err
+			}
+			for flag, v := range map[string]string{"--raft-addr": raftAddr, "--rpc-addr": rpcAddr} {
+				if err := wire.CheckHostPort(v); err != nil {
+					return usagef("%s %q: %v", flag, v, err)
+				}
+			}
+			var q url.Values
+			if forceAdd {
+				q = url.Values{"force": {"true"}}
+			}
+			req, _ := json.Marshal(wire.JoinRequest{ID: args[0], RaftAddr: raftAddr, RPCAddr: rpcAddr})
+			body, err := a.cl.send(cmd.Context(), http.MethodPost, "/admin/cluster/join", q, req)
+			if err != nil {
+				return err
+			}
+			a.done(body, fmt.Sprintf("member %s added (raft %s, rpc %s)", args[0], raftAddr, rpcAddr))
+			return nil
+		}}
+	add.Flags().StringVar(&raftAddr, "raft-addr", "", "the node's raft address (required)")
+	add.Flags().StringVar(&rpcAddr, "rpc-addr", "", "the node's API address (required)")
+	add.Flags().BoolVar(&forceAdd, "force", false, "add even if fewer reachable voters than a quorum would be left")
+	remove.Flags().BoolVar(&forceRemove, "force", false, "remove even if fewer reachable voters than a quorum would be left (409 quorum_at_risk otherwise)")
 	var to string
 	transfer := &cobra.Command{Use: "transfer-leader", Short: "Move leadership (to --to, or to any up-to-date voter)", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -661,7 +694,7 @@ func (a *app) memberCmd() *cobra.Command {
 			return nil
 		}}
 	transfer.Flags().StringVar(&to, "to", "", "member id to hand leadership to")
-	return group("member", "List or remove metasrv members, move leadership", list, remove, transfer)
+	return group("member", "List, add or remove metasrv members, move leadership", list, add, remove, transfer)
 }
 
 func validMemberID(id string) error {

@@ -353,3 +353,25 @@ func TestE2EEventsFollowAndLatest(t *testing.T) {
 		t.Fatal("events --follow did not stop")
 	}
 }
+
+// member add refuses a node that does not answer on its raft address
+// (join_unreachable, nothing changed); bad addresses are usage errors.
+func TestE2EMemberAddRefusesAGhost(t *testing.T) {
+	c := startE2E(t, 3, 0)
+	code, _, errOut := c.metactl("member", "add", "n9", "--raft-addr", "127.0.0.1:1", "--rpc-addr", "127.0.0.1:2")
+	if code != exitError || !strings.Contains(errOut, "join_unreachable") {
+		t.Fatalf("member add of a ghost: exit %d: %s", code, errOut)
+	}
+	if out := c.mustMetactl("member", "list"); strings.Contains(out, "n9") {
+		t.Fatalf("the ghost was added:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"member", "add", "n9", "--raft-addr", "nohost", "--rpc-addr", "127.0.0.1:2"},
+		{"member", "add", "n9", "--rpc-addr", "127.0.0.1:2"},
+		{"member", "add", "--raft-addr", "127.0.0.1:1", "--rpc-addr", "127.0.0.1:2"},
+	} {
+		if code, _, errOut := c.metactl(args...); code != exitUsage {
+			t.Errorf("metactl %v: exit %d, want %d: %s", args, code, exitUsage, errOut)
+		}
+	}
+}
