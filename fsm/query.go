@@ -67,6 +67,13 @@ func (f *FSM) Datanodes() []Datanode {
 	return out
 }
 
+// DatanodeCount is how many datanodes are registered.
+func (f *FSM) DatanodeCount() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.st.Datanodes)
+}
+
 // Datanode returns one registered datanode.
 func (f *FSM) Datanode(id uint64) (Datanode, bool) {
 	f.mu.RLock()

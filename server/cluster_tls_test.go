@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,9 +30,7 @@ func tlsConfig(t *testing.T, pki *certstest.PKI) func(*Config) {
 // httpsClient presents files' certificate (none when Cert is empty) and
 // trusts files' CA.
 func httpsClient(t *testing.T, files certs.Files) *http.Client {
-	src := certstest.Source(t, files)
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialTLSContext: src.DialTLS(d, tls.VersionTLS12, nil)}}
+	return &http.Client{Timeout: 30 * time.Second, Transport: certstest.Source(t, files).Transport(5 * time.Second)}
 }
 
 func TestTLSClientCertAuthSeedCurlsOnEveryNode(t *testing.T) {

@@ -255,7 +255,7 @@ func probe(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		scheme = "https://"
-		c.Transport = &http.Transport{DialTLSContext: src.DialTLS(&net.Dialer{Timeout: 3 * time.Second}, tls.VersionTLS12, nil)}
+		c.Transport = src.Transport(3 * time.Second)
 	}
 	resp, err := c.Get(scheme + host + "/health")
 	if err != nil {

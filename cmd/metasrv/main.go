@@ -6,13 +6,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -363,8 +361,7 @@ func localClient(timeout time.Duration) (scheme string, c *http.Client, err erro
 	if err != nil {
 		return "", nil, err
 	}
-	tr := &http.Transport{DialTLSContext: src.DialTLS(&net.Dialer{Timeout: timeout}, tls.VersionTLS12, nil)}
-	return "https://", &http.Client{Timeout: timeout, Transport: tr}, nil
+	return "https://", &http.Client{Timeout: timeout, Transport: src.Transport(timeout)}, nil
 }
 
 // stepDown transfers leadership away from the node at --addr if, and only

@@ -489,8 +489,10 @@ func tlsHandshake(t *testing.T, addr string, srv, cli *tls.Config) (clientErr, s
 			done <- result{err: err}
 			return
 		}
-		cs := s.ConnectionState()
-		id, _ := certs.PeerIdentity(&cs)
+		var id certs.Identity
+		if cs := s.ConnectionState(); len(cs.PeerCertificates) > 0 {
+			id = certs.IdentityOf(cs.PeerCertificates[0])
+		}
 		_, err = s.Write([]byte{1}) // TLS 1.3: the client learns of a refusal on its first read
 		done <- result{err, id}
 	}()

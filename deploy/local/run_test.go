@@ -8,29 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metasrv/metasrv/deploy/localcluster"
 )
-
-// syncBuffer is the output of run.sh, written by exec's copier, read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunScript starts the cluster of `make run` (deploy/local/run.sh) on its
 // fixed loopback ports, checks the banner (PIDs, restart commands, maintenance
@@ -68,7 +51,7 @@ func TestRunScript(t *testing.T) {
 		return string(out), err
 	}
 
-	var out syncBuffer
+	var out localcluster.SyncBuffer
 	cmd := exec.Command(script, bin, data)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = tmp, &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

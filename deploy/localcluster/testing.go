@@ -5,6 +5,7 @@ package localcluster
 // bound to one test that talks JSON over HTTP to its nodes.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -290,4 +291,23 @@ func (c *TestCluster) LastEventIndex() uint64 {
 		return nil
 	})
 	return last
+}
+
+// SyncBuffer is a buffer one goroutine writes (a process's output, a
+// command's stdout) while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,9 +1,7 @@
 package localcluster
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,11 +110,9 @@ func (p *PKI) ReloadClient() error {
 // clientTransport is an HTTPS transport presenting the operator's
 // certificate and trusting CAFile, both re-read by ReloadClient.
 func (p *PKI) clientTransport() *http.Transport {
-	return &http.Transport{
-		DialTLSContext:      p.client.DialTLS(&net.Dialer{Timeout: 5 * time.Second}, tls.VersionTLS12, nil),
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     30 * time.Second,
-	}
+	tr := p.client.Transport(5 * time.Second)
+	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 64, 30*time.Second
+	return tr
 }
 
 func (c *Cluster) nodeTLSArgs(n *Node) ([]string, error) {

@@ -95,13 +95,3 @@ func check(accept Accept, id Identity) error {
 	}
 	return nil
 }
-
-// PeerIdentity is the identity of a connection's verified client or server
-// certificate, if any. Configs from this package verify every certificate
-// presented, so one that is present on an established connection is valid.
-func PeerIdentity(cs *tls.ConnectionState) (Identity, bool) {
-	if cs == nil || len(cs.PeerCertificates) == 0 {
-		return Identity{}, false
-	}
-	return IdentityOf(cs.PeerCertificates[0]), true
-}

@@ -4,7 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
+	"time"
 )
+
+// Transport is an http.Transport for https:// URLs whose connections come
+// from DialTLS (TLS 1.2 or later), dialled within dialTimeout. Callers may
+// tune its pool.
+func (s *Source) Transport(dialTimeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{DialContext: d.DialContext, DialTLSContext: s.DialTLS(d, tls.VersionTLS12, nil)}
+}
 
 // DialTLS returns a DialTLSContext for http.Transport that verifies each
 // server against the source's current pool and the host it dials (its SAN),

@@ -33,7 +33,8 @@ func (s *Server) runBalancerStatus(_ context.Context, w http.ResponseWriter, _ *
 func (s *Server) runAdminState(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	id := in.(uint64)
 	state := map[string]string{"cordon": fsm.AdminCordoned, "drain": fsm.AdminDraining, "uncordon": fsm.AdminActive}[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]
-	res, err := s.node.Commit(ctx, fsm.CmdSetAdminState, fsm.SetDatanodeAdminState{ID: id, State: state, By: s.actor(r).By, Identity: s.actor(r).Identity, Time: s.cfg.Now().UTC()})
+	a := s.actor(r)
+	res, err := s.node.Commit(ctx, fsm.CmdSetAdminState, fsm.SetDatanodeAdminState{ID: id, State: state, By: a.By, Identity: a.Identity, Time: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -393,7 +393,8 @@ func (s *Server) runRemoveMember(ctx context.Context, w http.ResponseWriter, r *
 			return err
 		}
 	}
-	res, err := s.node.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: s.actor(r).By, Identity: s.actor(r).Identity, Time: s.cfg.Now().UTC()})
+	a := s.actor(r)
+	res, err := s.node.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMember{ID: id, By: a.By, Identity: a.Identity, Time: s.cfg.Now().UTC()})
 	if err != nil {
 		if inConfig {
 			return afterChange(err) // the server was removed already

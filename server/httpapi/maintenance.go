@@ -92,11 +92,11 @@ func (s *Server) parseMaintenanceSet(fixed *bool) func(r *http.Request, _ []byte
 				return nil, badRequest("enable=%q: want exactly true or false", v)
 			}
 		}
-		var err error
-		if c.Reason, c.By, err = s.reasonAndBy(r); err != nil {
+		reason, a, err := s.reasonAndActor(r)
+		if err != nil {
 			return nil, err
 		}
-		c.Identity = s.actor(r).Identity
+		c.Reason, c.By, c.Identity = reason, a.By, a.Identity
 		if q.Has("ttl") {
 			if !c.Enabled {
 				return nil, badRequest("ttl applies only when enabling maintenance")
@@ -151,23 +151,23 @@ func boolParam(r *http.Request, name string, def bool) (bool, error) {
 	return false, badRequest("%s=%q: want true or false", name, q.Get(name))
 }
 
-// reasonAndBy reads the optional reason and by parameters of an operator
-// write; by defaults to the caller's identity, or for an anonymous caller
-// its address (through one forwarding hop).
-func (s *Server) reasonAndBy(r *http.Request) (reason, by string, err error) {
+// reasonAndActor reads the optional reason and by parameters of an
+// operator write; by replaces the actor's default (the caller's identity,
+// or for an anonymous caller its address).
+func (s *Server) reasonAndActor(r *http.Request) (reason string, a fsm.Actor, err error) {
 	q := r.URL.Query()
-	by = s.actor(r).By
+	a = s.actor(r)
 	if q.Has("reason") {
 		reason = q.Get("reason")
 		if len(reason) > maxReasonLen {
-			return "", "", badRequest("reason is longer than %d bytes", maxReasonLen)
+			return "", a, badRequest("reason is longer than %d bytes", maxReasonLen)
 		}
 	}
 	if q.Has("by") {
-		by = q.Get("by")
-		if by == "" || len(by) > maxByLen {
-			return "", "", badRequest("by must be 1 to %d bytes", maxByLen)
+		a.By = q.Get("by")
+		if a.By == "" || len(a.By) > maxByLen {
+			return "", a, badRequest("by must be 1 to %d bytes", maxByLen)
 		}
 	}
-	return reason, by, nil
+	return reason, a, nil
 }

@@ -45,11 +45,11 @@ func (s *Server) runProceduresStatus(_ context.Context, w http.ResponseWriter, _
 // reason and by parameters, as maintenance checks them.
 func (s *Server) parseProceduresSet(paused bool) func(r *http.Request, _ []byte) (any, error) {
 	return func(r *http.Request, _ []byte) (any, error) {
-		reason, by, err := s.reasonAndBy(r)
+		reason, a, err := s.reasonAndActor(r)
 		if err != nil {
 			return nil, err
 		}
-		return fsm.SetProcedures{Paused: paused, Reason: reason, By: by, Identity: s.actor(r).Identity}, nil
+		return fsm.SetProcedures{Paused: paused, Reason: reason, By: a.By, Identity: a.Identity}, nil
 	}
 }
 

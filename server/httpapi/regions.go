@@ -64,7 +64,8 @@ func parseTableName(r *http.Request, _ []byte) (any, error) {
 
 func (s *Server) runDropTable(ctx context.Context, w http.ResponseWriter, r *http.Request, in any) error {
 	name := in.(string)
-	_, err := s.node.Commit(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: s.actor(r).By, Identity: s.actor(r).Identity, Time: s.cfg.Now().UTC()})
+	a := s.actor(r)
+	_, err := s.node.Commit(ctx, fsm.CmdDropTable, fsm.DropTable{Name: name, By: a.By, Identity: a.Identity, Time: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}

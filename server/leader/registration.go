@@ -57,7 +57,7 @@ func (b *bucket) take(now time.Time) bool {
 // admitRegistration decides whether a datanode that is not registered (or
 // registers a new address) may be now.
 func (l *Leader) admitRegistration(id uint64, known bool) error {
-	if !known && l.cfg.MaxDatanodes > 0 && len(l.fsm.Datanodes()) >= l.cfg.MaxDatanodes {
+	if !known && l.cfg.MaxDatanodes > 0 && l.fsm.DatanodeCount() >= l.cfg.MaxDatanodes {
 		return fmt.Errorf("%w: %d datanodes are registered (--max-datanodes); remove one (DELETE /admin/datanodes/ID) to register datanode %d", ErrDatanodeLimit, l.cfg.MaxDatanodes, id)
 	}
 	if !l.registrations.take(l.cfg.Now()) {

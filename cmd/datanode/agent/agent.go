@@ -2,11 +2,9 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,9 +42,9 @@ func newClient(src *certs.Source) *http.Client {
 	if src == nil {
 		return &http.Client{}
 	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{Transport: &http.Transport{DialTLSContext: src.DialTLS(d, tls.VersionTLS12, nil),
-		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
+	tr := src.Transport(5 * time.Second)
+	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 4, 90*time.Second
+	return &http.Client{Transport: tr}
 }
 
 // ReloadToken re-reads the token file (SIGHUP); on error the old secret
