@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sort"
@@ -71,7 +72,8 @@ type tracked struct {
 	leaseUntil time.Time
 	serving    map[uint64]bool // reported in its last heartbeat
 	opening    map[uint64]bool // granted since, not yet reported
-	history    []Heartbeat
+	history    []Heartbeat     // incarnation keys cleared
+	key        string          // the current incarnation's key
 }
 
 // NewMonitor returns an empty monitor.
@@ -98,9 +100,11 @@ func (m *Monitor) Seed(ids []uint64) {
 }
 
 // ErrImplausible is returned for a heartbeat that cannot be true: its seq
-// jumps too far ahead, or its incarnation is older than the current one or
-// starts in the future. Such a heartbeat changes nothing; accepting it
-// would make every later real heartbeat look stale.
+// jumps too far ahead, it claims the current incarnation without that
+// incarnation's key, or its incarnation is older than the current one,
+// starts in the future, or starts past seq MaxSeqJump. Such a heartbeat
+// changes nothing; accepting it would make every later real heartbeat look
+// stale.
 var ErrImplausible = errors.New("implausible heartbeat")
 
 // Plausibility bounds on heartbeats.
@@ -128,12 +132,26 @@ func (m *Monitor) checkLocked(hb Heartbeat) error {
 	}
 	last := t.history[len(t.history)-1]
 	switch {
+	case hb.StartTimeMs == last.StartTimeMs && subtle.ConstantTimeCompare([]byte(hb.IncarnationKey), []byte(t.key)) != 1:
+		return fmt.Errorf("%w: datanode %d's incarnation %d was heard with another incarnation key", ErrImplausible, hb.ID, hb.StartTimeMs)
+	case hb.StartTimeMs > last.StartTimeMs && hb.Seq > MaxSeqJump:
+		return fmt.Errorf("%w: datanode %d's new incarnation %d starts at seq %d (a restarted datanode counts from 1)", ErrImplausible, hb.ID, hb.StartTimeMs, hb.Seq)
 	case hb.StartTimeMs < last.StartTimeMs:
 		return fmt.Errorf("%w: datanode %d incarnation %d is older than the current one (%d)", ErrImplausible, hb.ID, hb.StartTimeMs, last.StartTimeMs)
 	case hb.StartTimeMs == last.StartTimeMs && hb.Seq > last.Seq && hb.Seq-last.Seq > MaxSeqJump:
 		return fmt.Errorf("%w: datanode %d seq %d is more than %d above the last one (%d)", ErrImplausible, hb.ID, hb.Seq, MaxSeqJump, last.Seq)
 	}
 	return nil
+}
+
+// Heard reports whether hb's incarnation is the one this monitor last
+// took from its datanode: if not, hb would start (or switch to) an
+// incarnation.
+func (m *Monitor) Heard(hb Heartbeat) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[hb.ID]
+	return ok && len(t.history) > 0 && t.history[len(t.history)-1].StartTimeMs == hb.StartTimeMs
 }
 
 // Observe records a heartbeat and returns the lease it grants.
@@ -203,6 +221,7 @@ func (m *Monitor) observeLocked(hb Heartbeat) (t *tracked, stale bool) {
 		m.hold(r, hb.ID)
 	}
 	t.opening = nil // this heartbeat says what it really opened
+	t.key, hb.IncarnationKey = hb.IncarnationKey, ""
 	t.history = append(t.history, hb)
 	if len(t.history) > m.cfg.HistorySize {
 		t.history = t.history[len(t.history)-m.cfg.HistorySize:]

@@ -321,11 +321,16 @@ func TestMonitorCheckRefusesImplausibleHeartbeats(t *testing.T) {
 		hb   failover.Heartbeat
 		ok   bool
 	}{
-		{"next seq", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6}, true},
-		{"seq 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5 + failover.MaxSeqJump}, true},
-		{"seq more than 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6 + failover.MaxSeqJump}, false},
-		{"seq 2^64-1", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 1<<64 - 1}, false},
-		{"older seq (stale, not implausible)", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 2}, true},
+		{"next seq", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6, IncarnationKey: "k"}, true},
+		{"next seq without the incarnation's key", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6}, false},
+		{"next seq with another key", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6, IncarnationKey: "x"}, false},
+		{"seq 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5 + failover.MaxSeqJump, IncarnationKey: "k"}, true},
+		{"seq more than 10 000 ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 6 + failover.MaxSeqJump, IncarnationKey: "k"}, false},
+		{"seq 2^64-1", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 1<<64 - 1, IncarnationKey: "k"}, false},
+		{"older seq (stale, not implausible)", failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 2, IncarnationKey: "k"}, true},
+		{"new incarnation with its own key", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 1000, Seq: 1, IncarnationKey: "k2"}, true},
+		{"new incarnation at seq 10 000", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 1000, Seq: failover.MaxSeqJump}, true},
+		{"new incarnation past seq 10 000", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 1000, Seq: failover.MaxSeqJump + 1}, false},
 		{"new incarnation", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 1000, Seq: 1}, true},
 		{"older incarnation", failover.Heartbeat{ID: 1, StartTimeMs: nowMs - 1, Seq: 100}, false},
 		{"incarnation 60 s ahead", failover.Heartbeat{ID: 1, StartTimeMs: nowMs + 60_000, Seq: 1}, true},
@@ -335,7 +340,7 @@ func TestMonitorCheckRefusesImplausibleHeartbeats(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := failover.NewMonitor(monitorConfig(), clk.Now)
-			m.Observe(failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5})
+			m.Observe(failover.Heartbeat{ID: 1, StartTimeMs: nowMs, Seq: 5, IncarnationKey: "k"})
 			err := m.Check(tc.hb)
 			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, failover.ErrImplausible)) {
 				t.Fatalf("Check = %v, want ok %t", err, tc.ok)
@@ -343,6 +348,11 @@ func TestMonitorCheckRefusesImplausibleHeartbeats(t *testing.T) {
 			_, granted := m.Grant(tc.hb, nil)
 			if !tc.ok && granted {
 				t.Fatal("an implausible heartbeat was granted")
+			}
+			for _, h := range m.History()[0] {
+				if h.IncarnationKey != "" {
+					t.Fatalf("history shows an incarnation key: %+v", h)
+				}
 			}
 		})
 	}

@@ -56,6 +56,15 @@ func TestTLSClientCertAuthSeedCurlsOnEveryNode(t *testing.T) {
 			}
 		}
 	}
+	// A client's own X-Metasrv-Forwarded-By is not a member's forward: the
+	// follower forwards the write as any other.
+	var got struct {
+		Enabled bool `json:"enabled"`
+	}
+	c.mustJSON(c.follower(), http.MethodPost, "/admin/maintenance?enable=true", nil, http.StatusOK, &got, "X-Metasrv-Forwarded-By", "n9")
+	if !got.Enabled {
+		t.Fatalf("a write with a client's X-Metasrv-Forwarded-By: %+v", got)
+	}
 }
 
 func TestTLSClientCertAuthRefusals(t *testing.T) {
@@ -80,11 +89,19 @@ func TestTLSClientCertAuthRefusals(t *testing.T) {
 		{http.MethodGet, "/admin/cluster"},
 		{http.MethodGet, "/metrics"},
 		{http.MethodPost, "/v1/heartbeat"},
+		// A wrong method tells nothing (no 405, no Allow) before the caller
+		// is authenticated.
+		{http.MethodDelete, "/admin/maintenance"},
+		{http.MethodPut, "/admin/cluster"},
+		{http.MethodGet, "/v1/heartbeat"},
 	} {
 		r := noCert.do(f, tc.method, tc.path, nil)
-		if r.status != http.StatusUnauthorized || r.code() != "unauthorized" {
-			t.Errorf("%s %s without a certificate: %s, want 401 unauthorized", tc.method, tc.path, r)
+		if r.status != http.StatusUnauthorized || r.code() != "unauthorized" || r.header.Get("Allow") != "" {
+			t.Errorf("%s %s without a certificate: %s (Allow %q), want 401 unauthorized", tc.method, tc.path, r, r.header.Get("Allow"))
 		}
+	}
+	if r := c.do(f, http.MethodDelete, "/admin/maintenance", nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") == "" {
+		t.Errorf("a wrong method with a certificate: %s, want 405 with Allow", r)
 	}
 	// A datanode's certificate heartbeats and does nothing else.
 	if r := datanode.do(f, http.MethodPost, "/admin/maintenance?enable=true", nil); r.status != http.StatusForbidden {

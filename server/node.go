@@ -113,8 +113,8 @@ func New(cfg Config) (*Node, error) {
 		Balancer: balancer.Config{Tolerance: cfg.BalancerTolerance, MaxMoves: cfg.BalancerMaxMoves,
 			MaxPerNode: cfg.BalancerMaxMovesPerNode},
 		MaxDatanodes: cfg.MaxDatanodes, RegisterRate: cfg.DatanodeRegisterRate, RegisterBurst: cfg.DatanodeRegisterBurst,
-		Approval: cfg.DatanodeApproval,
-		Now:      cfg.Now, Logger: cfg.Logger, Registry: reg,
+		Approval: cfg.DatanodeApproval, ConfirmIncarnation: incarnationProber(nodeTLS),
+		Now: cfg.Now, Logger: cfg.Logger, Registry: reg,
 	}, rn)
 	api := httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, Version: cfg.Version, Commit: cfg.Commit, Branch: cfg.Branch,

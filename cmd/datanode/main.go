@@ -135,15 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if src != nil && src.HasCert() {
 		ln = tls.NewListener(ln, src.ServerConfig(tls.VersionTLS12, false, nil))
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /regions", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(a.Serving())
-	})
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("OK"))
-	})
+	mux := datanodeMux(a)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -226,6 +218,26 @@ func checkPlaintext(addr string, metas []string, src *certs.Source, insecure boo
 		}
 	}
 	return nil
+}
+
+// datanodeMux serves the datanode's own routes: the regions it serves, its
+// incarnation (asked by the leader to check a fleet credential's claim),
+// and the container health check.
+func datanodeMux(a *agent.Agent) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /regions", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.Serving())
+	})
+	mux.HandleFunc("GET /incarnation", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.Incarnation())
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("OK"))
+	})
+	return mux
 }
 
 func usage(out io.Writer, fs *flag.FlagSet) {

@@ -57,6 +57,8 @@ var answers = []struct {
 	{err: leader.ErrNoDatanode, answer: answer{http.StatusServiceUnavailable, "no_datanode", ""}},
 	{err: leader.ErrDatanodeLimit, answer: answer{http.StatusConflict, "datanode_limit", ""}},
 	{err: leader.ErrRegisterRate, answer: answer{http.StatusTooManyRequests, "rate_limited", ""}},
+	{err: leader.ErrIncarnationMismatch, answer: answer{http.StatusForbidden, "incarnation_mismatch", ""}},
+	{err: leader.ErrIncarnationUnconfirmed, answer: answer{http.StatusServiceUnavailable, "incarnation_unconfirmed", ""}},
 	{err: failover.ErrImplausible, answer: answer{http.StatusBadRequest, "implausible_heartbeat", ""}},
 
 	{reject: fsm.RejectEpochMismatch, answer: answer{http.StatusConflict, "epoch_mismatch", ""}},

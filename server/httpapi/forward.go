@@ -57,7 +57,7 @@ func (s *Server) viaLeader(w http.ResponseWriter, r *http.Request, body []byte, 
 	waitUntil := time.Now().Add(s.cfg.LeaderWait)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.LeaderWait+s.cfg.ApplyTimeout)
 	defer cancel()
-	forwarded := r.Header.Get(hdrForwardedBy) != ""
+	forwarded := s.forwardedByMember(r)
 	var lastErr error
 	for {
 		if s.node.Removed() {
@@ -97,6 +97,23 @@ func (s *Server) viaLeader(w http.ResponseWriter, r *http.Request, body []byte, 
 			return
 		}
 	}
+}
+
+// forwardedByMember reports whether r is a forward from another member,
+// which is never forwarded again (one hop, so two members with stale views
+// cannot bounce a request). When members present certificates to each
+// other, the header counts only from a member's certificate: a client that
+// sends it is forwarded like any other. Without member certificates a
+// forward cannot be told from a client, and a client that sends the header
+// only cuts its own request short (503 not_leader from a follower).
+func (s *Server) forwardedByMember(r *http.Request) bool {
+	if r.Header.Get(hdrForwardedBy) == "" {
+		return false
+	}
+	if s.cfg.NodeTLS != nil && s.cfg.NodeTLS.HasCert() {
+		return trustedForward(r)
+	}
+	return true
 }
 
 // forward proxies the request to the leader at addr and relays its answer

@@ -24,14 +24,15 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			err = badRequest("addr %q: %v", hb.Addr, e)
 		}
 	}
+	fleet := false
 	if err == nil {
-		err = s.heartbeatAllowed(r, hb)
+		fleet, err = s.heartbeatAllowed(r, hb)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.lead.Heartbeat(r.Context(), hb)
+	resp, err := s.lead.Heartbeat(r.Context(), hb, fleet)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -42,20 +43,21 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 // heartbeatAllowed binds a datanode's credential to its id: a certificate
 // (CN datanode-<id>) or a token named datanode-<id> heartbeats only as that
 // id; a fleet token (any other name) may register new ids and heartbeat,
-// but never change a known id's address.
-func (s *Server) heartbeatAllowed(r *http.Request, hb wire.Heartbeat) error {
+// but never change a known id's address, and the leader confirms with the
+// datanode any new incarnation it claims (fleet is true).
+func (s *Server) heartbeatAllowed(r *http.Request, hb wire.Heartbeat) (fleet bool, err error) {
 	id := identityOf(r)
 	if id.Scope != auth.ScopeDatanode {
-		return nil // authorize let it through: heartbeats need no credential here
+		return false, nil // authorize let it through: heartbeats need no credential here
 	}
 	if id.DatanodeID != 0 {
 		if hb.ID != id.DatanodeID {
-			return errorf(http.StatusForbidden, codeForbidden, "%s may heartbeat only as datanode %d, not %d", id.Name, id.DatanodeID, hb.ID)
+			return false, errorf(http.StatusForbidden, codeForbidden, "%s may heartbeat only as datanode %d, not %d", id.Name, id.DatanodeID, hb.ID)
 		}
-		return nil
+		return false, nil
 	}
 	if d, ok := s.fsm.Datanode(hb.ID); ok && d.Addr != hb.Addr {
-		return errorf(http.StatusForbidden, codeForbidden, "the fleet credential %s may not change datanode %d's address (%s); give the datanode its own credential (datanode-%d)", id.Name, hb.ID, d.Addr, hb.ID)
+		return true, errorf(http.StatusForbidden, codeForbidden, "the fleet credential %s may not change datanode %d's address (%s); give the datanode its own credential (datanode-%d)", id.Name, hb.ID, d.Addr, hb.ID)
 	}
-	return nil
+	return true, nil
 }

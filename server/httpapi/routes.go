@@ -186,6 +186,12 @@ func (s *Server) router(routes []route, prefix string, gate func(path string, ac
 				ok = false // HEAD never writes (the legacy GET setter)
 			}
 			if !ok {
+				// Authenticated as a read first: a caller that may not
+				// read learns nothing about the routes (no Allow).
+				if _, err := gate(rt.path, read, req); err != nil {
+					writeError(w, err)
+					return
+				}
 				w.Header().Set("Allow", allowHdr)
 				writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 					"method %s is not allowed on %s; allowed: %s", req.Method, rt.path, allowHdr))

@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"time"
 
 	"github.com/metasrv/metasrv/fsm"
 	"github.com/metasrv/metasrv/server/raftnode"
@@ -13,7 +14,10 @@ import (
 // close, and its lease. Only the ready leader takes heartbeats; elsewhere
 // the answer is a *NotLeaderError naming the leader. A datanode seen for the
 // first time, or at a new address, is registered first.
-func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.HeartbeatResponse, error) {
+// fleet says the sender's credential is not bound to hb.ID: a heartbeat
+// that would start an incarnation of a known datanode is then believed
+// only once the datanode confirms it (see incarnation.go).
+func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat, fleet bool) (wire.HeartbeatResponse, error) {
 	t := l.term.Load()
 	if !l.node.IsReadyLeader() || t == nil {
 		lid, addr := l.node.Leader()
@@ -22,6 +26,12 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 	// Refused before anything is registered: nothing changes.
 	if err := t.mon.Check(hb); err != nil {
 		return wire.HeartbeatResponse{}, err
+	}
+	if d, ok := l.fsm.Datanode(hb.ID); fleet && ok && !t.mon.Heard(hb) {
+		if err := l.confirmations.confirm(ctx, hb, d.Addr, l.confirmTimeout()); err != nil {
+			l.log.Warn("a fleet credential's heartbeat was refused", "datanode", hb.ID, "error", err)
+			return wire.HeartbeatResponse{}, err
+		}
 	}
 	if d, ok := l.fsm.Datanode(hb.ID); !ok || d.Addr != hb.Addr {
 		if err := l.admitRegistration(hb.ID, ok); err != nil {
@@ -70,4 +80,10 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat) (wire.Heartbe
 		}
 	}
 	return resp, nil
+}
+
+// confirmTimeout bounds the question to a datanode: well inside the
+// agent's own wait for an answer (a third of the interval).
+func (l *Leader) confirmTimeout() time.Duration {
+	return min(max(l.cfg.HeartbeatInterval/4, 100*time.Millisecond), 2*time.Second)
 }

@@ -41,6 +41,10 @@ type Config struct {
 	// Approval registers new datanodes cordoned: they take no region
 	// until an operator uncordons them.
 	Approval bool
+	// ConfirmIncarnation asks a datanode which incarnation it is, before a
+	// fleet credential's claim of a new one is believed (nil: such claims
+	// are refused).
+	ConfirmIncarnation ConfirmFunc
 
 	Now      func() time.Time
 	Logger   hclog.Logger
@@ -73,6 +77,7 @@ type Leader struct {
 	term    atomic.Pointer[term]
 
 	registrations *bucket
+	confirmations *confirmCache
 }
 
 // term is the leader-local state of one leadership term.
@@ -93,7 +98,8 @@ func New(cfg Config, node *raftnode.Node) *Leader {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	l := &Leader{cfg: cfg, node: node, fsm: node.FSM(), log: cfg.Logger, registrations: newBucket(cfg.RegisterRate, cfg.RegisterBurst)}
+	l := &Leader{cfg: cfg, node: node, fsm: node.FSM(), log: cfg.Logger, registrations: newBucket(cfg.RegisterRate, cfg.RegisterBurst),
+		confirmations: newConfirmCache(cfg.ConfirmIncarnation, cfg.Now)}
 	l.metrics = newMetrics(l, cfg.Registry)
 	return l
 }

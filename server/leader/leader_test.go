@@ -77,7 +77,7 @@ func TestWithoutTerm(t *testing.T) {
 	l, reg := newIdle(t)
 	ctx := context.Background()
 
-	_, err := l.Heartbeat(ctx, wire.Heartbeat{ID: 1, Addr: "127.0.0.1:4001", Seq: 1})
+	_, err := l.Heartbeat(ctx, wire.Heartbeat{ID: 1, Addr: "127.0.0.1:4001", Seq: 1}, false)
 	var nl *NotLeaderError
 	if !errors.As(err, &nl) || !errors.Is(err, raftnode.ErrNotLeader) {
 		t.Fatalf("heartbeat without a term: %v", err)

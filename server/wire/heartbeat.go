@@ -1,6 +1,10 @@
 package wire
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // RegionStat is what a datanode reports about one region.
 type RegionStat struct {
@@ -17,12 +21,36 @@ type Heartbeat struct {
 	StartTimeMs int64  `json:"start_time_ms"`
 	// Seq increases with every heartbeat of one datanode process; a late,
 	// older heartbeat (its sender already gave up on it) is ignored.
-	Seq         uint64       `json:"seq"`
-	Regions     []uint64     `json:"regions"`
-	RegionStats []RegionStat `json:"region_stats,omitempty"`
+	Seq uint64 `json:"seq"`
+	// IncarnationKey is a random secret the datanode process draws at
+	// start and sends with every heartbeat. The leader pins it to the
+	// incarnation, so a heartbeat that claims the incarnation without the
+	// key (another holder of a fleet token) is refused. Never echoed:
+	// GET /admin/heartbeat shows history with it cleared.
+	IncarnationKey string       `json:"incarnation_key,omitempty"`
+	Regions        []uint64     `json:"regions"`
+	RegionStats    []RegionStat `json:"region_stats,omitempty"`
 	// Received is stamped by the leader when it takes the heartbeat; it is
 	// never sent.
 	Received time.Time `json:"-"`
+}
+
+// Incarnation is a datanode's GET /incarnation answer: which process
+// serves its address. The leader asks it before it believes a fleet
+// credential's claim that datanode ID restarted (or, for a new leader, is
+// the process it first hears from).
+type Incarnation struct {
+	ID          uint64 `json:"id"`
+	StartTimeMs int64  `json:"start_time_ms"`
+	// KeySHA256 is the hex SHA-256 of the incarnation key: it proves the
+	// claimant holds the key without telling it to whoever asks.
+	KeySHA256 string `json:"key_sha256"`
+}
+
+// IncarnationKeyDigest is what Incarnation.KeySHA256 holds for key.
+func IncarnationKeyDigest(key string) string {
+	d := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(d[:])
 }
 
 // HeartbeatResponse tells a datanode what to serve. Regions is the full,

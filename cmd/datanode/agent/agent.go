@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,7 @@ type Agent struct {
 	token  atomic.Pointer[string]
 	start  time.Time
 	seq    uint64
+	key    string // this incarnation's key (see wire.Heartbeat)
 
 	mu         sync.Mutex
 	open       map[uint64]bool
@@ -102,7 +104,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Now = time.Now
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, client: newClient(cfg.TLS), start: cfg.Now(),
-		open: map[uint64]bool{}, interval: defaultInterval}
+		key: rand.Text(), open: map[uint64]bool{}, interval: defaultInterval}
 	if err := a.ReloadToken(); err != nil {
 		return nil, fmt.Errorf("--token-file: %w", err)
 	}
@@ -110,6 +112,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// Incarnation says which process this is (GET /incarnation).
+func (a *Agent) Incarnation() wire.Incarnation {
+	return wire.Incarnation{ID: a.cfg.ID, StartTimeMs: a.start.UnixMilli(), KeySHA256: wire.IncarnationKeyDigest(a.key)}
 }
 
 // Serving returns the regions served now: open and under a valid lease.
@@ -178,7 +185,8 @@ func (a *Agent) Run(ctx context.Context) {
 // configured metasrv; a "not leader" answer with a hint is followed at once.
 func (a *Agent) heartbeat(ctx context.Context, sent time.Time, interval time.Duration) error {
 	a.seq++ // only the run loop sends heartbeats
-	hb := wire.Heartbeat{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Seq: a.seq, Regions: a.openRegions()}
+	hb := wire.Heartbeat{ID: a.cfg.ID, Addr: a.cfg.Addr, StartTimeMs: a.start.UnixMilli(), Seq: a.seq,
+		IncarnationKey: a.key, Regions: a.openRegions()}
 	perTry := max(interval/3, 100*time.Millisecond)
 	a.mu.Lock()
 	targets := []string{}
