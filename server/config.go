@@ -67,6 +67,9 @@ type Config struct {
 	AdminTokenFile, ReadTokenFile, DatanodeTokenFile string
 	// MetricsPublic leaves /metrics open when reads need a credential.
 	MetricsPublic bool
+	// MaintenanceWarnAfter: maintenance on this long without a TTL turns
+	// the health report yellow (--maintenance-warn-after, 1 h; 0: never).
+	MaintenanceWarnAfter time.Duration
 	// Datanode registration: at most MaxDatanodes, at RegisterRate per
 	// second (burst RegisterBurst).
 	// DatanodeApproval registers new datanodes cordoned until an operator

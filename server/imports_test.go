@@ -26,12 +26,13 @@ var allowed = map[string][]string{
 	"server/wire":        nil,
 	"server/certs":       nil,
 	"server/auth":        {"server/certs"},
+	"server/health":      {"server/wire"},
 	"failover":           {"fsm", "server/wire"},
 	"balancer":           {"fsm", "server/wire"},
 	"server/raftnode":    {"fsm", "server/wire", "server/certs"},
 	"server/leader":      {"server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs"},
-	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth"},
-	"server":             {"server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth"},
+	"server/httpapi":     {"server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth", "server/health"},
+	"server":             {"server/health", "server/httpapi", "server/leader", "server/raftnode", "failover", "balancer", "fsm", "server/wire", "server/certs", "server/auth"},
 	"cmd/datanode/agent": {"server/wire", "server/certs", "server/auth"},
 }
 

@@ -123,6 +123,7 @@ func New(cfg Config) (*Node, error) {
 		TLS: cfg.ServerTLS, NodeTLS: nodeTLS, ClientCertAuth: cfg.ClientCertAuth,
 		MaxConnections: cfg.MaxConnections, RequestTimeout: cfg.RequestTimeout,
 		Tokens: tokens, MetricsPublic: cfg.MetricsPublic,
+		MaintenanceWarnAfter: cfg.MaintenanceWarnAfter, CertSources: sources,
 	}, rn, lead)
 	api.Attach(ln)
 	if cfg.HTTPAddr != "" {

@@ -165,6 +165,7 @@ func parseFlags(args []string, out io.Writer) (server.Config, options, error) {
 	fs.StringVar(&cfg.ReadTokenFile, "read-token-file", "", "read-only tokens (NAME:SECRET lines); when set, every GET but the open routes (and /metrics with --metrics-public) needs a read or admin credential")
 	fs.StringVar(&cfg.DatanodeTokenFile, "datanode-token-file", "", "datanodes' tokens (NAME:SECRET lines): NAME datanode-<id> may heartbeat only as that id; any other NAME is a fleet token that may register datanodes but never change a known one's address")
 	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "leave /metrics open when reads need a credential")
+	fs.DurationVar(&cfg.MaintenanceWarnAfter, "maintenance-warn-after", time.Hour, "maintenance on this long without a TTL turns the health report (and metasrv_health_indicator) yellow; 0: never")
 	fs.BoolVar(&cfg.DatanodeApproval, "datanode-approval", false, "register new datanodes cordoned: they take no region until an operator uncordons them (POST /admin/datanodes/ID/uncordon)")
 	fs.IntVar(&cfg.MaxDatanodes, "max-datanodes", leader.DefaultMaxDatanodes, "registered datanodes at most; a new one beyond it is refused (409 datanode_limit)")
 	fs.Float64Var(&cfg.DatanodeRegisterRate, "datanode-register-rate", leader.DefaultRegisterRate, "datanode registrations per second at most (429 rate_limited beyond, with Retry-After)")

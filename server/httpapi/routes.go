@@ -63,6 +63,9 @@ func (s *Server) apiRoutes() []route {
 		{"/admin/maintenance/disable", map[string]endpoint{
 			http.MethodPost: {access: always(write), parse: parseGuarded(s.parseMaintenanceSet(ptr(false))), run: s.runGuarded},
 		}},
+		{"/admin/health/report", map[string]endpoint{
+			http.MethodGet: {access: always(read), parse: noInput, run: s.runHealthReport},
+		}},
 		{"/admin/maintenance/preflight", map[string]endpoint{
 			http.MethodGet: {access: always(read), parse: noInput, run: s.runPreflight},
 		}},

@@ -56,6 +56,12 @@ type Config struct {
 	// RequestTimeout bounds one request (0: 10 s); it is raised to cover
 	// LeaderWait plus ApplyTimeout.
 	RequestTimeout time.Duration
+	// MaintenanceWarnAfter: maintenance on this long without a TTL turns
+	// the health report's maintenance indicator yellow (0: never).
+	MaintenanceWarnAfter time.Duration
+	// CertSources are the node's certificates by use, for the report's
+	// certificates indicator.
+	CertSources map[string]*certs.Source
 }
 
 // Server is one node's HTTP API.
@@ -120,6 +126,7 @@ func New(cfg Config, node *raftnode.Node, lead *leader.Leader) *Server {
 		s.scheme = "https"
 	}
 	s.metrics = newMetrics(cfg.Registry)
+	cfg.Registry.MustRegister(healthCollector{s})
 	s.handler = s.routes()
 	if cfg.TLS != nil {
 		cfg.TLS.OnChange(s.dropUntrusted)

@@ -74,3 +74,13 @@ func (l *Leader) HeartbeatStats(addr string) ([][]wire.HeartbeatStat, error) {
 	}
 	return out, nil
 }
+
+// FailoverPaused is why this term's failover planned no move at its last
+// tick ("" when it ran).
+func (l *Leader) FailoverPaused() (string, error) {
+	t, err := l.current()
+	if err != nil {
+		return "", err
+	}
+	return t.runner.Paused(), nil
+}

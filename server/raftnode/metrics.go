@@ -98,6 +98,7 @@ func (n *Node) startObservers() {
 			case o := <-ch:
 				lo := o.Data.(raft.LeaderObservation)
 				n.metrics.leaderChanges.Inc()
+				n.health.leaderChanged(n.cfg.Now())
 				n.log.Info("leader changed", "leader_id", lo.LeaderID, "leader_raft_addr", lo.LeaderAddr, "term", n.raft.CurrentTerm())
 			}
 		}

@@ -36,6 +36,7 @@ type Node struct {
 	metrics   *metrics
 	peers     Peers
 	hook      TermHook
+	health    healthLog // leader changes and commit latencies (health.go)
 
 	needJoin atomic.Bool
 	// leaderReady is true while this node is leader and its leadership

@@ -38,10 +38,12 @@ func (n *Node) Propose(ctx context.Context, typ string, payload any) (fsm.Result
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := time.Now()
 	f := n.raft.Apply(data, timeout)
 	err = waitFuture(ctx, f)
 	switch {
 	case err == nil:
+		n.health.committed(time.Since(start))
 		res, ok := f.Response().(fsm.Result)
 		if !ok {
 			return fsm.Result{}, fmt.Errorf("apply %s: unexpected response %T", typ, f.Response())

@@ -147,3 +147,28 @@ type EventsPage struct {
 	Events     []Event `json:"events"`
 	FirstIndex uint64  `json:"first_index"`
 }
+
+// Health statuses, worst last.
+const (
+	HealthGreen  = "green"
+	HealthYellow = "yellow"
+	HealthRed    = "red"
+)
+
+// HealthReport is GET /admin/health/report: the worst indicator's status,
+// and every indicator explaining itself.
+type HealthReport struct {
+	Status     string                     `json:"status"`
+	Indicators map[string]HealthIndicator `json:"indicators"`
+}
+
+// HealthIndicator is one part of the report. Symptom says what is seen in
+// one line; Details the figures; Impacts what it means for the cluster;
+// Actions what an operator should do (empty when green).
+type HealthIndicator struct {
+	Status  string         `json:"status"`
+	Symptom string         `json:"symptom"`
+	Details map[string]any `json:"details"`
+	Impacts []string       `json:"impacts"`
+	Actions []string       `json:"actions"`
+}
