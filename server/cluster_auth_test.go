@@ -88,7 +88,7 @@ func TestDatanodesProveWhoTheyAre(t *testing.T) {
 	l := c.leader()
 	start := time.Now().UnixMilli()
 	hb := func(id uint64, addr string, seq uint64, hdr ...string) reply {
-		return c.do(l, http.MethodPost, "/v1/heartbeat", wire.Heartbeat{ID: id, Addr: addr, StartTimeMs: start, Seq: seq}, hdr...)
+		return c.do(l, http.MethodPost, "/v1/heartbeat", wire.Heartbeat{ID: id, Addr: addr, StartTimeMs: start, Seq: seq, IncarnationKey: "k"}, hdr...)
 	}
 	// 200 unauthenticated heartbeats register nothing and record no event.
 	datanodeEvents := func() int {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,8 +89,13 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 	forged := func(tn *tnode, hb wire.Heartbeat, status int, code string) {
 		t.Helper()
 		hb.ID, hb.Addr = 1, victim.addr
-		if _, r := post(tn, hb); r.status != status || r.code() != code {
+		_, r := post(tn, hb)
+		if r.status != status || r.code() != code {
 			t.Fatalf("forged heartbeat %+v: %s, want %d %s", hb, r, status, code)
+		}
+		// The answer says which check failed, never what the address said.
+		if strings.HasPrefix(code, "incarnation_") && (strings.Contains(string(r.body), victim.addr) || strings.Contains(string(r.body), fmt.Sprint(start))) {
+			t.Fatalf("the refusal tells what the datanode answered: %s", r)
 		}
 	}
 	for range 3 {
@@ -97,7 +104,8 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 	l := c.leader()
 	soon := time.Now().Add(30 * time.Second).UnixMilli()
 	forged(l, wire.Heartbeat{StartTimeMs: soon, Seq: 1, IncarnationKey: "forger"}, http.StatusForbidden, "incarnation_mismatch")
-	forged(l, wire.Heartbeat{StartTimeMs: start, Seq: seq + 5000}, http.StatusBadRequest, "implausible_heartbeat")
+	forged(l, wire.Heartbeat{StartTimeMs: start, Seq: seq + 5000}, http.StatusBadRequest, "bad_request") // no key at all
+	forged(l, wire.Heartbeat{StartTimeMs: start, Seq: seq + 5000, IncarnationKey: "forger"}, http.StatusBadRequest, "implausible_heartbeat")
 	forged(l, wire.Heartbeat{StartTimeMs: start, Seq: seq + 1, IncarnationKey: "forger"}, http.StatusBadRequest, "implausible_heartbeat")
 	real("the victim's heartbeat after the forgeries")
 
@@ -118,7 +126,7 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 		return nil
 	})
 	forged(target, wire.Heartbeat{StartTimeMs: start, Seq: seq + 1, IncarnationKey: "forger"}, http.StatusForbidden, "incarnation_mismatch")
-	forged(target, wire.Heartbeat{StartTimeMs: soon, Seq: 1}, http.StatusForbidden, "incarnation_mismatch")
+	forged(target, wire.Heartbeat{StartTimeMs: soon, Seq: 1, IncarnationKey: "forger"}, http.StatusForbidden, "incarnation_mismatch")
 	real("the victim's first heartbeat to the new leader")
 	real("the victim's second heartbeat to the new leader")
 

@@ -59,5 +59,10 @@ func (s *Server) heartbeatAllowed(r *http.Request, hb wire.Heartbeat) (fleet boo
 	if d, ok := s.fsm.Datanode(hb.ID); ok && d.Addr != hb.Addr {
 		return true, errorf(http.StatusForbidden, codeForbidden, "the fleet credential %s may not change datanode %d's address (%s); give the datanode its own credential (datanode-%d)", id.Name, hb.ID, d.Addr, hb.ID)
 	}
+	if hb.IncarnationKey == "" {
+		// Without a key the incarnation cannot be pinned, and any other
+		// holder of the fleet token could speak for this datanode.
+		return true, badRequest("a heartbeat with the fleet credential %s must carry incarnation_key (a datanode older than this metasrv: upgrade it, or give it its own credential datanode-%d)", id.Name, hb.ID)
+	}
 	return true, nil
 }

@@ -28,8 +28,13 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat, fleet bool) (
 		return wire.HeartbeatResponse{}, err
 	}
 	if d, ok := l.fsm.Datanode(hb.ID); fleet && ok && !t.mon.Heard(hb) {
-		if err := l.confirmations.confirm(ctx, hb, d.Addr, l.confirmTimeout()); err != nil {
-			l.log.Warn("a fleet credential's heartbeat was refused", "datanode", hb.ID, "error", err)
+		owner := len(l.fsm.RegionsOf(hb.ID)) > 0
+		if err := l.confirmations.confirm(ctx, hb, d.Addr, l.confirmTimeout(), owner); err != nil {
+			detail := err.Error()
+			if ce, ok := err.(interface{ Detail() string }); ok {
+				detail = ce.Detail()
+			}
+			l.log.Warn("a fleet credential's heartbeat was refused", "datanode", hb.ID, "addr", d.Addr, "error", err, "detail", detail)
 			return wire.HeartbeatResponse{}, err
 		}
 	}
