@@ -195,6 +195,14 @@ func TestE2EStatusAndMaintenance(t *testing.T) {
 	if out := c.mustMetactl("status"); !strings.Contains(out, "maintenance: on, by alice") {
 		t.Fatalf("status after enable:\n%s", out)
 	}
+	// The health report, through any member: maintenance on with a TTL is
+	// not a fault, and every indicator is there.
+	out = c.mustMetactl("health")
+	for _, want := range []string{"health: green", "quorum", "leader_stability", "raft_storage", "maintenance is on (by \"alice\"", "certificates"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("health lacks %q:\n%s", want, out)
+		}
+	}
 
 	// The first endpoint is down: the next one answers.
 	code, out, errOut := runCLI(t, "--endpoints", "127.0.0.1:1,"+c.endpoints, "maintenance", "disable")

@@ -276,3 +276,34 @@ func TestDisable(t *testing.T) {
 		})
 	}
 }
+
+func TestHealthTableGolden(t *testing.T) {
+	f := newFakeAPI(t)
+	f.set("GET /admin/health/report", 200, `{"status":"red","indicators":{
+"quorum":{"status":"green","symptom":"all 3 voters reachable","details":{},"impacts":[],"actions":[]},
+"leader_stability":{"status":"green","symptom":"1 leader changes in the last 30m0s","details":{},"impacts":[],"actions":[]},
+"raft_storage":{"status":"green","symptom":"writes take 4ms to commit (99th percentile of the last 40)","details":{},"impacts":[],"actions":[]},
+"maintenance":{"status":"yellow","symptom":"maintenance is on (by \"alice\", reason \"kernel upgrade\") for 1h2m0s, longer than --maintenance-warn-after (1h0m0s) and without a TTL","details":{},"impacts":["no failover: regions of a failed datanode stay unserved","no automatic balancing"],"actions":["if the work is done: metactl maintenance disable","else set a TTL: metactl maintenance enable --reason R --ttl D"]},
+"datanodes":{"status":"red","symptom":"1 of 3 datanodes failed: 2 (10.0.1.2:4001)","details":{},"impacts":["their regions are unserved until failover moves them (not during maintenance)"],"actions":["restart or replace the failed datanodes","metactl datanode list"]},
+"regions":{"status":"red","symptom":"2 regions sit on failed datanodes","details":{},"impacts":["reads and writes to those regions fail"],"actions":["see the datanodes and failover indicators","metactl region list"]},
+"failover":{"status":"yellow","symptom":"failover of 1 failed datanodes is deferred (maintenance)","details":{},"impacts":["their regions stay unserved until failover resumes"],"actions":["end the maintenance window once the datanodes are back (metactl maintenance disable)"]},
+"balancer":{"status":"green","symptom":"the balancer is paused: maintenance","details":{},"impacts":["no automatic rebalancing or drains"],"actions":[]},
+"certificates":{"status":"green","symptom":"TLS is off","details":{},"impacts":[],"actions":[]}}}`)
+	code, out, errOut := runCLI(t, "--endpoints", f.addr(), "health")
+	if code != exitNotReady || !strings.Contains(errOut, "health: red") {
+		t.Fatalf("health: exit %d (%s), want %d", code, errOut, exitNotReady)
+	}
+	golden := filepath.Join("testdata", "health.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestHealthTableGolden -update to create it)", err)
+	}
+	if out != string(want) {
+		t.Fatalf("health table differs from %s:\n--- got\n%s--- want\n%s", golden, out, want)
+	}
+}
