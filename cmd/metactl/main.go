@@ -103,7 +103,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API's own bodies)")
 	pf.DurationVar(&a.timeout, "request-timeout", requestTimeout, "bound on one request to one endpoint")
 
-	root.AddCommand(a.statusCmd(), a.healthCmd(), a.maintenanceCmd(), a.datanodeCmd(), a.regionCmd(), a.memberCmd(), a.eventsCmd())
+	root.AddCommand(a.statusCmd(), a.healthCmd(), a.maintenanceCmd(), a.datanodeCmd(), a.regionCmd(), a.memberCmd(), a.eventsCmd(), a.rollCmd())
 	return root
 }
 
