@@ -185,3 +185,16 @@ const (
 	// no region moves, table creates or drops until it is resumed.
 	RejectProceduresPaused = "procedures_paused"
 )
+
+// RecordWatchEvent records one event worth watching, proposed by the
+// leader: a leader elected (Node, Term), or a datanode turning suspect,
+// failed or recovered (Datanode, Addr). It changes nothing else.
+type RecordWatchEvent struct {
+	Type     string    `json:"type"`
+	Node     string    `json:"node,omitempty"`
+	Term     uint64    `json:"term,omitempty"`
+	Datanode uint64    `json:"datanode,omitempty"`
+	Addr     string    `json:"addr,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	Time     time.Time `json:"time"`
+}

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -82,5 +83,51 @@ func TestEventsEmpty(t *testing.T) {
 	evs, first := f.Events(0, 0)
 	if evs == nil || len(evs) != 0 || first != 1 {
 		t.Errorf("fresh Events = %v first=%d", evs, first)
+	}
+}
+
+// Watch events live in a ring of their own: many of them push no change
+// log record out, they merge with it by index, they survive a snapshot,
+// and a bad one is refused.
+func TestWatchRing(t *testing.T) {
+	f := ringFSM(t, 5) // change log: 10, 12, 14, 16, 18 (full)
+	idx := uint64(19)
+	for i := range fsm.WatchCapacity + 10 {
+		c := fsm.RecordWatchEvent{Type: fsm.EventDatanodeSuspect, Datanode: uint64(i%3 + 1), Addr: "dn:4001", Time: at(time.Hour)}
+		if i == 0 {
+			c = fsm.RecordWatchEvent{Type: fsm.EventLeaderElected, Node: "m1", Term: 7, Time: at(time.Hour)}
+		}
+		if r := f.Apply(idx, enc(t, fsm.CmdRecordWatchEvent, c)); !r.Applied {
+			t.Fatalf("apply %d: %+v", idx, r)
+		}
+		idx++
+	}
+	evs, first := f.Events(0, 0)
+	if first != 1 || len(evs) != 5+fsm.WatchCapacity {
+		t.Fatalf("%d events from %d, want the 5 records and %d watch events", len(evs), first, fsm.WatchCapacity)
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Index <= evs[i-1].Index {
+			t.Fatalf("not in index order at %d: %d after %d", i, evs[i].Index, evs[i-1].Index)
+		}
+	}
+	if evs[0].Index != 10 || evs[4].Index != 18 || evs[5].Type != fsm.EventDatanodeSuspect {
+		t.Fatalf("merge: %+v ... %+v", evs[0], evs[5])
+	}
+	if got, _ := f.Events(17, 2); len(got) != 2 || got[0].Index != 18 || got[1].Type != fsm.EventDatanodeSuspect {
+		t.Fatalf("since 17 limit 2: %+v", got)
+	}
+	g := newFSM(t, 5)
+	if err := g.Restore(bytes.NewReader(snapshotBytes(t, f))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := g.Events(0, 0); len(got) != len(evs) {
+		t.Fatalf("after restore: %d events, want %d", len(got), len(evs))
+	}
+	for _, bad := range []fsm.RecordWatchEvent{{Type: "maintenance_enabled"}, {Type: fsm.EventLeaderElected}, {Type: fsm.EventDatanodeFailed}} {
+		if r := f.Apply(idx, enc(t, fsm.CmdRecordWatchEvent, bad)); r.Applied || r.Code != fsm.RejectInvalid {
+			t.Fatalf("%+v: %+v", bad, r)
+		}
+		idx++
 	}
 }

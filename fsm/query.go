@@ -46,13 +46,22 @@ func (f *FSM) Members() []Member {
 func (f *FSM) Events(since uint64, limit int) (events []Event, firstIndex uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	evs := f.st.Events
-	i := sort.Search(len(evs), func(i int) bool { return evs[i].Index > since })
-	evs = evs[i:]
-	if limit > 0 && len(evs) > limit {
-		evs = evs[:limit]
+	after := func(evs []Event) []Event {
+		return evs[sort.Search(len(evs), func(i int) bool { return evs[i].Index > since }):]
 	}
-	return append([]Event{}, evs...), f.st.EventsDroppedThrough + 1
+	// The change log and the watch ring, merged by index (both are in
+	// index order). firstIndex speaks for the change log only: the watch
+	// ring is shorter and may have dropped older entries.
+	a, b := after(f.st.Events), after(f.st.Watch)
+	out := make([]Event, 0, min(len(a)+len(b), max(limit, 0)+len(a)+len(b)))
+	for (len(a) > 0 || len(b) > 0) && (limit <= 0 || len(out) < limit) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Index <= b[0].Index) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out, f.st.EventsDroppedThrough + 1
 }
 
 // Datanodes returns the registered datanodes sorted by id.

@@ -21,6 +21,7 @@ const (
 	CmdMoveRegions       = "MoveRegions"
 	CmdSetAdminState     = "SetDatanodeAdminState"
 	CmdSetProcedures     = "SetProcedures"
+	CmdRecordWatchEvent  = "RecordWatchEvent"
 )
 
 // Protocol is the command protocol this binary speaks. A command type is
@@ -31,13 +32,17 @@ const (
 // (CompactSnapshotProtocol). Protocol 3 adds SetProcedures (the procedure
 // pause). Protocol 4 adds no command: writes carry the authenticated
 // Identity beside By, and a datanode may register cordoned
-// (IdentityProtocol).
-const Protocol = 4
+// (IdentityProtocol). Protocol 5 adds RecordWatchEvent (leader elected,
+// datanode suspect, failed, recovered; WatchProtocol).
+const Protocol = 5
 
 // IdentityProtocol is the level at which commands carry Identity: a
 // leader sets it only once every member records this level, so no replica
 // applies a write without the field another applied with it.
 const IdentityProtocol = 4
+
+// WatchProtocol is the level of RecordWatchEvent.
+const WatchProtocol = 5
 
 // The registry: one line per command type, register(type, version,
 // protocol, handler). version is the highest envelope version this binary
@@ -57,6 +62,7 @@ func init() {
 	register(CmdMoveRegions, 1, 1, (*FSM).applyMoveRegions)
 	register(CmdSetAdminState, 1, 1, (*FSM).applySetAdminState)
 	register(CmdSetProcedures, 1, 3, (*FSM).applySetProcedures)
+	register(CmdRecordWatchEvent, 1, WatchProtocol, (*FSM).applyRecordWatchEvent)
 }
 
 // commandSpec is one registered command type.

@@ -71,6 +71,7 @@ func registryCases() []registryCase {
 		rc(CmdMoveRegions, 1, 1, MoveRegions{Cause: CauseManual, Moves: []Move{{Region: 1, From: 1, To: 3}}, By: "bob", Time: at}, (*FSM).applyMoveRegions),
 		rc(CmdSetAdminState, 1, 1, SetDatanodeAdminState{ID: 3, State: AdminCordoned, By: "bob", Time: at}, (*FSM).applySetAdminState),
 		rc(CmdSetProcedures, 1, 3, SetProcedures{Paused: true, Reason: "upgrade", By: "bob", Time: at}, (*FSM).applySetProcedures),
+		rc(CmdRecordWatchEvent, 1, WatchProtocol, RecordWatchEvent{Type: EventDatanodeFailed, Datanode: 2, Addr: "10.1.0.2:9000", Time: at}, (*FSM).applyRecordWatchEvent),
 	}
 }
 

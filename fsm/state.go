@@ -65,6 +65,12 @@ const (
 	EventDatanodeAdminState  = "datanode_admin_state"
 	EventProceduresPaused    = "procedures_paused"
 	EventProceduresResumed   = "procedures_resumed"
+
+	// Events worth watching, in the watch ring (RecordWatchEvent).
+	EventLeaderElected     = "leader_elected"
+	EventDatanodeSuspect   = "datanode_suspect"
+	EventDatanodeFailed    = "datanode_failed"
+	EventDatanodeRecovered = "datanode_recovered"
 )
 
 // Datanode admin states.
@@ -117,6 +123,10 @@ type State struct {
 	// EventsDroppedThrough is the raft index of the newest event the
 	// bounded ring has dropped (0: none dropped).
 	EventsDroppedThrough uint64 `json:"events_dropped_through"`
+	// Watch holds the events worth watching (leader elected, datanode
+	// suspect, failed, recovered) in a ring of their own, so they never push
+	// maintenance, membership and move records out (WatchProtocol).
+	Watch []Event `json:"watch,omitempty"`
 	// AppliedIndex is the raft index of the last entry applied to this state.
 	AppliedIndex uint64 `json:"applied_index"`
 	// RemovedMembers are the member ids a RemoveMember took out, each with
@@ -190,6 +200,7 @@ func (s *State) clone() *State {
 		i++
 	}
 	c.Events = append([]Event(nil), s.Events...)
+	c.Watch = append([]Event(nil), s.Watch...)
 	return &c
 }
 

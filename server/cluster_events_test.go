@@ -64,3 +64,14 @@ func TestEventsLatestAndLongPoll(t *testing.T) {
 		}
 	}
 }
+
+// isWatchEvent: the leader's own watch events (a datanode turning suspect,
+// failed, recovered) come and go with time, not with the requests a test
+// makes.
+func isWatchEvent(typ string) bool {
+	switch typ {
+	case fsm.EventDatanodeSuspect, fsm.EventDatanodeFailed, fsm.EventDatanodeRecovered, fsm.EventLeaderElected:
+		return true
+	}
+	return false
+}

@@ -332,6 +332,20 @@ func TestE2EEventsFollowAndLatest(t *testing.T) {
 	if took > 3*time.Second {
 		t.Errorf("printed %s after the write, want within about a second", took)
 	}
+	// A leader change is an event too.
+	moved := time.Now()
+	c.mustMetactl("member", "transfer-leader")
+	c.Eventually("the leader change printed", func() error {
+		if !strings.Contains(out.String(), "leader_elected") {
+			return fmt.Errorf("%q", out.String())
+		}
+		return nil
+	})
+	took = time.Since(moved)
+	t.Logf("events --follow printed the leader change %s after the transfer was asked", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("printed the leader change %s after it, want within about a second", took)
+	}
 	cancel()
 	select {
 	case code := <-done:

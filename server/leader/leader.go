@@ -133,7 +133,7 @@ func (l *Leader) TermStart(ctx context.Context) []raftnode.Worker {
 		runner.Run(ctx)
 		<-done
 	}
-	return []raftnode.Worker{l.expiryWorker, work}
+	return []raftnode.Worker{l.expiryWorker, work, l.watchWorker(mon)}
 }
 
 // current returns this term's state, or ErrNotLeader.

@@ -132,7 +132,7 @@ func TestTermViews(t *testing.T) {
 	l, reg := newIdle(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	workers := l.TermStart(ctx)
-	if len(workers) != 2 {
+	if len(workers) != 3 {
 		t.Fatalf("%d workers", len(workers))
 	}
 	for _, d := range l.Datanodes() {
