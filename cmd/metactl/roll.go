@@ -43,6 +43,11 @@ func (a *app) rollCmd() *cobra.Command {
 			if o.ttl <= 0 || o.timeout <= 0 {
 				return usagef("roll datanodes: --ttl and --timeout must be positive")
 			}
+			if o.ttl <= o.timeout+time.Minute {
+				// The window must outlive one datanode's command and wait, or
+				// it ends (and failover resumes) in the middle of one.
+				return usagef("roll datanodes: --ttl %s must exceed --timeout %s by more than a minute", o.ttl, o.timeout)
+			}
 			for _, s := range strings.Split(ids, ",") {
 				if s = strings.TrimSpace(s); s == "" {
 					continue
@@ -117,12 +122,20 @@ func (a *app) rollOne(ctx context.Context, o rollOptions, id uint64, n, total in
 	}
 	line := strings.NewReplacer("{id}", strconv.FormatUint(id, 10), "{addr}", d.Addr).Replace(o.exec)
 	fmt.Fprintf(a.stdout, "[%d/%d] datanode %d (%s): %s\n", n, total, id, d.Addr, line)
-	cmd := exec.CommandContext(ctx, "sh", "-c", line)
+	execCtx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(execCtx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = a.stdout, a.stderr
 	cmd.Env = append(os.Environ(), "METACTL_DATANODE_ID="+strconv.FormatUint(id, 10), "METACTL_DATANODE_ADDR="+d.Addr)
 	if err := cmd.Run(); err != nil {
+		if execCtx.Err() == context.DeadlineExceeded {
+			return withCode(exitTimeout, fmt.Errorf("--exec did not finish within --timeout %s", o.timeout))
+		}
 		return fmt.Errorf("--exec failed: %v", err)
 	}
+	// The leader's view lags a restart by a heartbeat or two: "back"
+	// needs a heartbeat that arrived after the command finished.
+	ran := time.Now()
 	return a.waitFor(ctx, fmt.Sprintf("datanode %d back", id), o.timeout, 0, func(ctx context.Context) (int, string, bool, error) {
 		d, err := a.datanode(ctx, id)
 		if err != nil {
@@ -140,6 +153,9 @@ func (a *app) rollOne(ctx context.Context, o rollOptions, id uint64, n, total in
 		}
 		if d.Status != "alive" {
 			return left, "datanode " + d.Status, false, nil
+		}
+		if time.Duration(d.SecondsSinceHeartbeat*float64(time.Second)) >= time.Since(ran) {
+			return left, "no heartbeat since the command yet", false, nil
 		}
 		return left, fmt.Sprintf("%d of %d regions not served yet", left, len(routes)), left == 0, nil
 	})

@@ -17,8 +17,8 @@ const (
 
 type healthLog struct {
 	mu      sync.Mutex
-	changes []time.Time     // oldest first, at most leaderChangesKept
-	commits []time.Duration // ring, at most commitsKept
+	changes []time.Time // oldest first, at most leaderChangesKept
+	commits []commit    // ring, at most commitsKept
 	next    int
 }
 
@@ -31,14 +31,23 @@ func (h *healthLog) leaderChanged(at time.Time) {
 	}
 }
 
-func (h *healthLog) committed(d time.Duration) {
+type commit struct {
+	at   time.Time
+	took time.Duration
+}
+
+// commitsFresh: older commits say nothing about the disk now.
+const commitsFresh = 10 * time.Minute
+
+func (h *healthLog) committed(at time.Time, d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	c := commit{at, d}
 	if len(h.commits) < commitsKept {
-		h.commits = append(h.commits, d)
+		h.commits = append(h.commits, c)
 		return
 	}
-	h.commits[h.next] = d
+	h.commits[h.next] = c
 	h.next = (h.next + 1) % commitsKept
 }
 
@@ -56,12 +65,19 @@ func (n *Node) LeaderChangesSince(t time.Time) int {
 	return c
 }
 
-// CommitLatency is the 99th percentile of this node's recent commits (as
-// leader: propose to applied), and how many it was read from.
+// CommitLatency is the 99th percentile of this node's commits of the last
+// ten minutes (as leader: propose to applied), and how many it was read
+// from.
 func (n *Node) CommitLatency() (p99 time.Duration, samples int) {
 	h := &n.health
+	since := n.cfg.Now().Add(-commitsFresh)
+	var s []time.Duration
 	h.mu.Lock()
-	s := slices.Clone(h.commits)
+	for _, c := range h.commits {
+		if c.at.After(since) {
+			s = append(s, c.took)
+		}
+	}
 	h.mu.Unlock()
 	if len(s) == 0 {
 		return 0, 0

@@ -43,7 +43,7 @@ func (n *Node) Propose(ctx context.Context, typ string, payload any) (fsm.Result
 	err = waitFuture(ctx, f)
 	switch {
 	case err == nil:
-		n.health.committed(time.Since(start))
+		n.health.committed(n.cfg.Now(), time.Since(start))
 		res, ok := f.Response().(fsm.Result)
 		if !ok {
 			return fsm.Result{}, fmt.Errorf("apply %s: unexpected response %T", typ, f.Response())
