@@ -102,7 +102,10 @@ func TestWatchRing(t *testing.T) {
 		}
 		idx++
 	}
-	evs, first := f.Events(0, 0)
+	if plain, _ := f.Events(0, 0); len(plain) != 5 {
+		t.Fatalf("without watch: %d events, want the 5 records", len(plain))
+	}
+	evs, first := f.EventsWith(0, 0, true)
 	if first != 1 || len(evs) != 5+fsm.WatchCapacity {
 		t.Fatalf("%d events from %d, want the 5 records and %d watch events", len(evs), first, fsm.WatchCapacity)
 	}
@@ -114,14 +117,14 @@ func TestWatchRing(t *testing.T) {
 	if evs[0].Index != 10 || evs[4].Index != 18 || evs[5].Type != fsm.EventDatanodeSuspect {
 		t.Fatalf("merge: %+v ... %+v", evs[0], evs[5])
 	}
-	if got, _ := f.Events(17, 2); len(got) != 2 || got[0].Index != 18 || got[1].Type != fsm.EventDatanodeSuspect {
+	if got, _ := f.EventsWith(17, 2, true); len(got) != 2 || got[0].Index != 18 || got[1].Type != fsm.EventDatanodeSuspect {
 		t.Fatalf("since 17 limit 2: %+v", got)
 	}
 	g := newFSM(t, 5)
 	if err := g.Restore(bytes.NewReader(snapshotBytes(t, f))); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := g.Events(0, 0); len(got) != len(evs) {
+	if got, _ := g.EventsWith(0, 0, true); len(got) != len(evs) {
 		t.Fatalf("after restore: %d events, want %d", len(got), len(evs))
 	}
 	for _, bad := range []fsm.RecordWatchEvent{{Type: "maintenance_enabled"}, {Type: fsm.EventLeaderElected}, {Type: fsm.EventDatanodeFailed}} {

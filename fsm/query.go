@@ -44,6 +44,13 @@ func (f *FSM) Members() []Member {
 // index at or above firstIndex is still in the ring. A reader that asked
 // for since=N missed nothing when firstIndex <= N+1.
 func (f *FSM) Events(since uint64, limit int) (events []Event, firstIndex uint64) {
+	return f.EventsWith(since, limit, false)
+}
+
+// EventsWith is Events with, when watch is true, the watch ring's events
+// (leader elected, datanode status) merged in by index; firstIndex still
+// speaks for the change log only (the watch ring is shorter).
+func (f *FSM) EventsWith(since uint64, limit int, watch bool) (events []Event, firstIndex uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	after := func(evs []Event) []Event {
@@ -52,7 +59,10 @@ func (f *FSM) Events(since uint64, limit int) (events []Event, firstIndex uint64
 	// The change log and the watch ring, merged by index (both are in
 	// index order). firstIndex speaks for the change log only: the watch
 	// ring is shorter and may have dropped older entries.
-	a, b := after(f.st.Events), after(f.st.Watch)
+	a, b := after(f.st.Events), []Event(nil)
+	if watch {
+		b = after(f.st.Watch)
+	}
 	out := make([]Event, 0, min(len(a)+len(b), max(limit, 0)+len(a)+len(b)))
 	for (len(a) > 0 || len(b) > 0) && (limit <= 0 || len(out) < limit) {
 		if len(b) == 0 || (len(a) > 0 && a[0].Index <= b[0].Index) {

@@ -14,7 +14,7 @@ import (
 func (c *tcluster) watchEvents(tn *tnode, types ...string) []wire.Event {
 	c.t.Helper()
 	var page wire.EventsPage
-	c.mustJSON(tn, http.MethodGet, "/admin/events?limit=1000", nil, http.StatusOK, &page)
+	c.mustJSON(tn, http.MethodGet, "/admin/events?limit=1000&watch=true", nil, http.StatusOK, &page)
 	var out []wire.Event
 	for _, e := range page.Events {
 		for _, typ := range types {

@@ -709,7 +709,7 @@ func validMemberID(id string) error {
 func (a *app) eventsCmd() *cobra.Command {
 	var limit, latest int
 	var since uint64
-	var follow bool
+	var follow, changesOnly bool
 	cmd := &cobra.Command{Use: "events", Short: "Show the change log (oldest first); --follow waits for new events", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 10000 {
@@ -724,6 +724,7 @@ func (a *app) eventsCmd() *cobra.Command {
 			} else if since > 0 {
 				q.Set("since", strconv.FormatUint(since, 10))
 			}
+			q.Set("watch", strconv.FormatBool(!changesOnly))
 			var t *table
 			if a.output != "json" {
 				t = newTable(a.stdout, "INDEX", "TIME", "TYPE", "BY", "REASON", "DETAIL")
@@ -759,13 +760,14 @@ func (a *app) eventsCmd() *cobra.Command {
 				// Long-poll for what comes next, within one request's bound.
 				wait := min(20*time.Second, a.timeout-2*time.Second)
 				q = url.Values{"since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)},
-					"wait": {max(wait, time.Second).String()}}
+					"wait": {max(wait, time.Second).String()}, "watch": {strconv.FormatBool(!changesOnly)}}
 			}
 		}}
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events per page")
 	cmd.Flags().Uint64Var(&since, "since", 0, "only events with a raft index above this")
 	cmd.Flags().IntVar(&latest, "latest", 0, "the newest N events")
 	cmd.Flags().BoolVar(&follow, "follow", false, "keep waiting for new events (long-polls the leader) until Ctrl-C")
+	cmd.Flags().BoolVar(&changesOnly, "changes-only", false, "leave out leader elections and datanode status events (the API's default)")
 	return cmd
 }
 

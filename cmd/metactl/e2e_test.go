@@ -302,6 +302,14 @@ func TestE2EDrainWait(t *testing.T) {
 // second of its write; --latest shows the newest ones.
 func TestE2EEventsFollowAndLatest(t *testing.T) {
 	c := startE2E(t, 3, 0)
+	// The leader records its election once every member's level is known:
+	// let it land first, so the newest event below is the write's.
+	c.Eventually("the election recorded", func() error {
+		if out := c.mustMetactl("events", "--latest", "5"); !strings.Contains(out, "leader_elected") {
+			return fmt.Errorf("%s", out)
+		}
+		return nil
+	})
 	c.mustMetactl("maintenance", "enable", "--reason", "first")
 	if out := c.mustMetactl("events", "--latest", "1"); !strings.Contains(out, "maintenance_enabled") || strings.Count(out, "\n") != 2 {
 		t.Fatalf("events --latest 1:\n%s", out)

@@ -448,6 +448,10 @@ type eventsQuery struct {
 	limit  int
 	latest int           // the newest N instead of a page from since
 	wait   time.Duration // long-poll: wait up to this for an event past since
+	// watch merges in the watch ring (leader and datanode status events).
+	// Off by default: a reader that reads "the last event" after its own
+	// write keeps getting that write's event.
+	watch bool
 }
 
 // maxEventsWait bounds ?wait.
@@ -482,6 +486,13 @@ func parseEvents(r *http.Request, _ []byte) (any, error) {
 		}
 		eq.latest = v
 	}
+	if q.Has("watch") {
+		v, err := strconv.ParseBool(q.Get("watch"))
+		if err != nil {
+			return nil, badRequest("watch=%q: want true or false", q.Get("watch"))
+		}
+		eq.watch = v
+	}
 	if q.Has("wait") {
 		d, err := time.ParseDuration(q.Get("wait"))
 		if err != nil || d <= 0 || d > maxEventsWait {
@@ -500,12 +511,12 @@ func (s *Server) runEvents(ctx context.Context, w http.ResponseWriter, _ *http.R
 	var events []fsm.Event
 	var first uint64
 	if eq.latest > 0 {
-		events, first = s.fsm.Events(0, 0)
+		events, first = s.fsm.EventsWith(0, 0, eq.watch)
 		if len(events) > eq.latest {
 			events = events[len(events)-eq.latest:]
 		}
 	} else {
-		events, first = s.fsm.Events(eq.since, eq.limit)
+		events, first = s.fsm.EventsWith(eq.since, eq.limit, eq.watch)
 	}
 	if len(events) == 0 && eq.wait > 0 {
 		until := time.Now().Add(eq.wait)
@@ -516,7 +527,7 @@ func (s *Server) runEvents(ctx context.Context, w http.ResponseWriter, _ *http.R
 		defer timer.Stop()
 		for len(events) == 0 {
 			changed := s.fsm.Changed()
-			if events, first = s.fsm.Events(eq.since, eq.limit); len(events) > 0 {
+			if events, first = s.fsm.EventsWith(eq.since, eq.limit, eq.watch); len(events) > 0 {
 				break
 			}
 			select {
