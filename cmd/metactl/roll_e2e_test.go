@@ -1,17 +1,21 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metasrv/metasrv/deploy/localcluster"
+	"github.com/metasrv/metasrv/server/wire"
 )
 
 // roll datanodes against real processes: the command runs for each
-// datanode in id order while maintenance is on (it asks the API itself),
-// and the roll ends with maintenance off and every region served. A
+// datanode in id order while maintenance is on (it asks the API itself)
+// and has the datanode killed and restarted; the roll waits each one out,
+// nothing moves, and it ends with maintenance off and every region served. A
 // command that fails on the second datanode leaves maintenance on with the
 // abort reason and its TTL; a roll while someone else's window is open is
 // refused and changes nothing.
@@ -22,12 +26,58 @@ func TestE2ERollDatanodes(t *testing.T) {
 		t.Fatalf("create table: %s", r)
 	}
 	c.waitPreflight(true)
-	log := filepath.Join(t.TempDir(), "rolled")
+	var before []wire.Route
+	if err := c.GetJSON("/admin/regions", &before); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "rolled")
 	ep := strings.Split(c.endpoints, ",")[1] // a follower or the leader: any member answers
-	exec := "echo rolled {id} {addr} $(curl -s http://" + ep + "/admin/maintenance) >> " + log
+	// The command records that maintenance is on, asks the test to kill -9
+	// and restart the datanode (req-N), and returns once it has (done-N):
+	// a real restart, which the roll must wait out.
+	exec := "echo rolled {id} {addr} $(curl -s http://" + ep + "/admin/maintenance) >> " + log +
+		" && touch " + dir + "/req-{id} && i=0 && while [ ! -e " + dir + "/done-{id} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+	restarted := make(chan int, 1)
+	go func() {
+		n := 0
+		deadline := time.Now().Add(2 * time.Minute)
+		for id := uint64(1); id <= 3 && time.Now().Before(deadline); {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("req-%d", id))); err != nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			d := c.Datanode(id)
+			d.Kill()
+			if err := d.Start(); err == nil {
+				n++
+			}
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("done-%d", id)), nil, 0o600)
+			id++
+		}
+		restarted <- n
+	}()
 	out := c.mustMetactl("roll", "datanodes", "--exec", exec, "--ttl", "5m", "--timeout", "1m")
 	if !strings.Contains(out, "rolled 3 datanodes; maintenance: off") {
 		t.Fatalf("roll:\n%s", out)
+	}
+	t.Logf("roll output:\n%s", out)
+	if n := <-restarted; n != 3 {
+		t.Fatalf("%d of 3 datanodes restarted", n)
+	}
+	// Nothing moved: every region is still on its owner.
+	var after []wire.Route
+	if err := c.GetJSON("/admin/regions", &after); err != nil {
+		t.Fatal(err)
+	}
+	owner := map[uint64]uint64{}
+	for _, r := range before {
+		owner[r.ID] = r.Datanode
+	}
+	for _, r := range after {
+		if owner[r.ID] != r.Datanode {
+			t.Fatalf("region %d moved from %d to %d during the roll", r.ID, owner[r.ID], r.Datanode)
+		}
 	}
 	b, err := os.ReadFile(log)
 	if err != nil {
