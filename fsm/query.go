@@ -63,7 +63,11 @@ func (f *FSM) EventsWith(since uint64, limit int, watch bool) (events []Event, f
 	if watch {
 		b = after(f.st.Watch)
 	}
-	out := make([]Event, 0, min(len(a)+len(b), max(limit, 0)+len(a)+len(b)))
+	n := len(a) + len(b)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	out := make([]Event, 0, n)
 	for (len(a) > 0 || len(b) > 0) && (limit <= 0 || len(out) < limit) {
 		if len(b) == 0 || (len(a) > 0 && a[0].Index <= b[0].Index) {
 			out, a = append(out, a[0]), a[1:]

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -81,7 +82,7 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 		eventually(t, what, func() error {
 			hr, r := post(l, wire.Heartbeat{ID: 1, Addr: victim.addr, StartTimeMs: inc.StartTimeMs, Seq: seq, IncarnationKey: *victim.key.Load()})
 			if r.status != http.StatusOK || hr.LeaseMs == 0 || hr.AckSeq == nil || *hr.AckSeq != seq {
-				return errorString(r.String())
+				return errors.New(r.String())
 			}
 			return nil
 		})
@@ -121,7 +122,7 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 	c.mustJSON(l, http.MethodPost, "/admin/cluster/transfer-leadership?to="+target.id, nil, http.StatusOK, nil, bearerHdr(secretAlice)...)
 	eventually(t, target.id+" leads", func() error {
 		if !target.node.raft.IsReadyLeader() {
-			return errorString("not yet")
+			return errors.New("not yet")
 		}
 		return nil
 	})
@@ -139,7 +140,3 @@ func TestFleetTokenCannotSpeakForAnotherDatanode(t *testing.T) {
 		t.Fatalf("victim %+v, want alive at %s", d, victim.addr)
 	}
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }

@@ -491,18 +491,9 @@ func (a *app) waitDrained(ctx context.Context, id uint64, regions int, timeout t
 		if _, err := a.cl.getJSON(ctx, "/admin/regions", url.Values{"datanode": {strconv.FormatUint(id, 10)}}, &rs); err != nil {
 			return 0, "", false, err
 		}
-		var dns []wire.Datanode
-		if _, err := a.cl.getJSON(ctx, "/admin/datanodes", nil, &dns); err != nil {
+		d, err := a.datanode(ctx, id)
+		if err != nil {
 			return 0, "", false, err
-		}
-		var d *wire.Datanode
-		for i := range dns {
-			if dns[i].ID == id {
-				d = &dns[i]
-			}
-		}
-		if d == nil {
-			return 0, "", false, &apiError{Status: http.StatusNotFound, Code: "not_found", Msg: fmt.Sprintf("no datanode %d", id)}
 		}
 		done := len(rs) == 0 && (!d.StillServing || d.LeaseExpired)
 		note := "serving nothing"

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +41,7 @@ func printHealth(w io.Writer, r wire.HealthReport, color bool) {
 	fmt.Fprintf(w, "health: %s\n\n", paint(r.Status, color))
 	names := append([]string{}, health.Names...)
 	for name := range r.Indicators { // any the server added since
-		if !contains(names, name) {
+		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
 	}
@@ -77,13 +77,4 @@ func paint(status string, color bool) string {
 		return status
 	}
 	return "\x1b[" + code + "m" + status + "\x1b[0m"
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }

@@ -239,7 +239,8 @@ func (a *app) datanode(ctx context.Context, id uint64) (wire.Datanode, error) {
 			return d, nil
 		}
 	}
-	return wire.Datanode{}, fmt.Errorf("datanode %d is not registered", id)
+	// A 4xx: a wait on it stops at once (waitFor).
+	return wire.Datanode{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Msg: fmt.Sprintf("no datanode %d", id)}
 }
 
 // rollOrder is --ids as given (each must be registered), or every active

@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/metasrv/metasrv/fsm"
@@ -31,8 +32,9 @@ func (l *Leader) Heartbeat(ctx context.Context, hb wire.Heartbeat, fleet bool) (
 		owner := len(l.fsm.RegionsOf(hb.ID)) > 0
 		if err := l.confirmations.confirm(ctx, hb, d.Addr, l.confirmTimeout(), owner); err != nil {
 			detail := err.Error()
-			if ce, ok := err.(interface{ Detail() string }); ok {
-				detail = ce.Detail()
+			var ce *confirmError
+			if errors.As(err, &ce) {
+				detail = ce.detail
 			}
 			l.log.Warn("a fleet credential's heartbeat was refused", "datanode", hb.ID, "addr", d.Addr, "error", err, "detail", detail)
 			return wire.HeartbeatResponse{}, err

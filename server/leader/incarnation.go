@@ -143,6 +143,3 @@ func (e *confirmError) Error() string {
 }
 
 func (e *confirmError) Unwrap() error { return e.sentinel }
-
-// Detail is what the registered address answered, for the log.
-func (e *confirmError) Detail() string { return e.detail }
